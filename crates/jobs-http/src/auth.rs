@@ -1,0 +1,242 @@
+//! Bearer JWT authentication, scopes and tenancy (SPEC §5).
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, Method};
+use actix_web::{web, FromRequest, HttpRequest};
+use jobs_domain::{Owner, Visibility};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The scope that lets a token read jobs.
+pub const SCOPE_READ: &str = "jobs:read";
+/// The scope that lets a token create, change and delete jobs.
+pub const SCOPE_WRITE: &str = "jobs:write";
+/// The scope that extends a token's reach to every user of its organization.
+pub const SCOPE_ADMIN: &str = "jobs:admin";
+/// The organization of tokens that name none.
+pub const DEFAULT_ORG: &str = "default";
+/// How far in the future an `iat` may be before the token is refused (clock skew).
+const IAT_SKEW_SECONDS: i64 = 5;
+
+/// The claims this service reads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    /// The user.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// The organization (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Space-separated scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+}
+
+/// How tokens are verified: one key, one pinned algorithm, optional issuer and audience.
+#[derive(Clone)]
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish()
+    }
+}
+
+/// The key material the server was configured with.
+#[derive(Debug)]
+pub enum KeySource<'a> {
+    /// An HS256 shared secret.
+    Secret(&'a [u8]),
+    /// A PEM public key (RSA for RS256, EC P-256 for ES256).
+    PublicKeyPem(&'a [u8]),
+}
+
+impl Authenticator {
+    /// A verifier for the configured key; the algorithm follows from it and is pinned.
+    pub fn new(
+        source: KeySource<'_>,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<Authenticator, String> {
+        let (key, algorithm) = match source {
+            KeySource::Secret(secret) => {
+                if secret.is_empty() {
+                    return Err("the JWT secret is empty".into());
+                }
+                (DecodingKey::from_secret(secret), Algorithm::HS256)
+            }
+            KeySource::PublicKeyPem(pem) => match DecodingKey::from_rsa_pem(pem) {
+                Ok(key) => (key, Algorithm::RS256),
+                Err(_) => match DecodingKey::from_ec_pem(pem) {
+                    Ok(key) => (key, Algorithm::ES256),
+                    Err(e) => return Err(format!("the public key is neither RSA nor EC PEM: {e}")),
+                },
+            },
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Authenticator { key, validation })
+    }
+
+    /// Verifies a token and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| ApiError::unauthorized(format!("Invalid token: {}", describe(&e))))?;
+        let claims = data.claims;
+        if claims.sub.is_empty() {
+            return Err(ApiError::unauthorized("Invalid token: empty sub"));
+        }
+        if let Some(iat) = claims.iat {
+            if iat > chrono::Utc::now().timestamp() + IAT_SKEW_SECONDS {
+                return Err(ApiError::unauthorized("Invalid token: issued in the future"));
+            }
+        }
+        Ok(claims)
+    }
+}
+
+fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::ImmatureSignature => "not valid yet",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "algorithm not accepted",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::MissingRequiredClaim(_) => "missing a required claim",
+        _ => "malformed",
+    }
+}
+
+/// Mints an HS256 token (for `jobs-server token` and the start-up token).
+pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, String> {
+    let key = EncodingKey::from_secret(secret);
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).map_err(|e| e.to_string())
+}
+
+/// The authenticated caller of one request, with its reach already decided.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's subject.
+    pub subject: String,
+    /// The token's organization.
+    pub org_id: String,
+    /// Whether the token has `jobs:admin`.
+    pub admin: bool,
+    /// The user an admin acts for (`user_id` header naming someone else).
+    pub acting_as: Option<String>,
+}
+
+impl Caller {
+    /// The jobs this caller can see.
+    pub fn visibility(&self) -> Visibility {
+        match (&self.acting_as, self.admin) {
+            (Some(user), _) => Visibility::user(&self.org_id, user),
+            (None, true) => Visibility::organization(&self.org_id),
+            (None, false) => Visibility::user(&self.org_id, &self.subject),
+        }
+    }
+
+    /// The owner of a job this caller creates.
+    pub fn owner(&self, project_id: Option<String>) -> Owner {
+        let user = self.acting_as.clone().unwrap_or_else(|| self.subject.clone());
+        Owner::new(&self.org_id, user, project_id)
+    }
+
+    fn from_request_sync(req: &HttpRequest) -> Result<Caller, ApiError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .ok_or_else(|| ApiError::internal("AppState missing"))?;
+        let value = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("Missing Authorization: Bearer token"))?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("Malformed Authorization header"))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(ApiError::unauthorized("Authorization must use the Bearer scheme")),
+        };
+        let claims = state.auth.verify(token)?;
+
+        let scopes: Vec<&str> = claims.scope.as_deref().unwrap_or("").split_whitespace().collect();
+        let needed = if req.method() == Method::GET || req.method() == Method::HEAD {
+            SCOPE_READ
+        } else {
+            SCOPE_WRITE
+        };
+        if !scopes.contains(&needed) {
+            return Err(ApiError::forbidden(format!("This token lacks the {needed} scope")));
+        }
+        let admin = scopes.contains(&SCOPE_ADMIN);
+
+        let acting_as = match req.headers().get("user_id") {
+            None => None,
+            Some(value) => {
+                let user = value
+                    .to_str()
+                    .ok()
+                    .filter(|u| !u.is_empty() && u.len() <= 256)
+                    .ok_or_else(|| ApiError::validation("user_id header: must be a non-empty user id"))?;
+                if user == claims.sub {
+                    None
+                } else if admin {
+                    Some(user.to_owned())
+                } else {
+                    return Err(ApiError::forbidden(
+                        "Acting for another user (user_id header) needs the jobs:admin scope",
+                    ));
+                }
+            }
+        };
+        Ok(Caller {
+            org_id: claims.org.unwrap_or_else(|| DEFAULT_ORG.to_owned()),
+            subject: claims.sub,
+            admin,
+            acting_as,
+        })
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Caller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Caller::from_request_sync(req))
+    }
+}

@@ -1,0 +1,247 @@
+//! Request and response bodies, as documented in the OpenAPI document.
+
+use chrono::{DateTime, Utc};
+use jobs_domain::{Job, JobStatus, JobType, Metadata};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A job's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatusDto {
+    /// Recorded, not yet handed to a worker.
+    Created,
+    /// Handed to a worker.
+    Pending,
+    /// A worker is on it.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Finished unsuccessfully.
+    Failed,
+    /// Withdrawn.
+    Cancelled,
+    /// Ran past its timeout.
+    Expired,
+}
+
+impl From<JobStatusDto> for JobStatus {
+    fn from(s: JobStatusDto) -> JobStatus {
+        match s {
+            JobStatusDto::Created => JobStatus::Created,
+            JobStatusDto::Pending => JobStatus::Pending,
+            JobStatusDto::Running => JobStatus::Running,
+            JobStatusDto::Completed => JobStatus::Completed,
+            JobStatusDto::Failed => JobStatus::Failed,
+            JobStatusDto::Cancelled => JobStatus::Cancelled,
+            JobStatusDto::Expired => JobStatus::Expired,
+        }
+    }
+}
+
+impl From<JobStatus> for JobStatusDto {
+    fn from(s: JobStatus) -> JobStatusDto {
+        match s {
+            JobStatus::Created => JobStatusDto::Created,
+            JobStatus::Pending => JobStatusDto::Pending,
+            JobStatus::Running => JobStatusDto::Running,
+            JobStatus::Completed => JobStatusDto::Completed,
+            JobStatus::Failed => JobStatusDto::Failed,
+            JobStatus::Cancelled => JobStatusDto::Cancelled,
+            JobStatus::Expired => JobStatusDto::Expired,
+        }
+    }
+}
+
+/// What kind of work a job stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobTypeDto {
+    /// A plain background job.
+    Job,
+    /// An agent run.
+    Run,
+    /// A batch.
+    Batch,
+}
+
+impl From<JobTypeDto> for JobType {
+    fn from(t: JobTypeDto) -> JobType {
+        match t {
+            JobTypeDto::Job => JobType::Job,
+            JobTypeDto::Run => JobType::Run,
+            JobTypeDto::Batch => JobType::Batch,
+        }
+    }
+}
+
+impl From<JobType> for JobTypeDto {
+    fn from(t: JobType) -> JobTypeDto {
+        match t {
+            JobType::Job => JobTypeDto::Job,
+            JobType::Run => JobTypeDto::Run,
+            JobType::Batch => JobTypeDto::Batch,
+        }
+    }
+}
+
+/// A job.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct JobView {
+    /// `job-` + lowercase UUID.
+    #[schema(example = "job-0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b")]
+    pub id: String,
+    /// Lifecycle status.
+    pub status: JobStatusDto,
+    /// When the job was created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// When the job last changed (RFC 3339, UTC).
+    pub updated_at: DateTime<Utc>,
+    /// When the job entered a terminal status.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Free-form metadata; `progress` (0..1) is conventional.
+    #[schema(value_type = Object)]
+    pub metadata: Metadata,
+    /// Kind of work.
+    pub job_type: JobTypeDto,
+    /// Whether the job runs in the background.
+    pub background: bool,
+    /// Associated agent.
+    pub agent_id: Option<String>,
+    /// Associated data source (folder).
+    pub source_id: Option<String>,
+    /// Owner.
+    pub user_id: String,
+    /// Project, from `X-Project-Id` at creation.
+    pub project_id: Option<String>,
+    /// Completion webhook target.
+    pub callback_url: Option<String>,
+    /// When the last webhook delivery was attempted.
+    pub callback_sent_at: Option<DateTime<Utc>>,
+    /// HTTP status of the last delivery attempt.
+    pub callback_status_code: Option<i32>,
+    /// Error of the last delivery attempt.
+    pub callback_error: Option<String>,
+    /// Time to first token, in nanoseconds.
+    #[schema(minimum = 0)]
+    pub ttft_ns: Option<i64>,
+    /// Total duration, in nanoseconds.
+    #[schema(minimum = 0)]
+    pub total_duration_ns: Option<i64>,
+    /// Longest time allowed in `running`, in seconds.
+    #[schema(minimum = 1)]
+    pub timeout_seconds: Option<i64>,
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> JobView {
+        JobView {
+            id: job.id.to_string(),
+            status: job.status.into(),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            completed_at: job.completed_at,
+            metadata: job.metadata,
+            job_type: job.job_type.into(),
+            background: job.background,
+            agent_id: job.agent_id,
+            source_id: job.source_id,
+            user_id: job.owner.user_id,
+            project_id: job.owner.project_id,
+            callback_url: job.callback_url,
+            callback_sent_at: job.callback_sent_at,
+            callback_status_code: job.callback_status_code,
+            callback_error: job.callback_error,
+            ttft_ns: job.ttft_ns,
+            total_duration_ns: job.total_duration_ns,
+            timeout_seconds: job.timeout_seconds,
+        }
+    }
+}
+
+/// A new job. Every field is optional; an empty body means `{}`. Unknown fields are refused.
+#[derive(Deserialize, ToSchema, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJobRequest {
+    /// Kind of work (default `job`).
+    pub job_type: Option<JobTypeDto>,
+    /// Initial metadata (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+    /// Background flag (default false).
+    pub background: Option<bool>,
+    /// Associated agent.
+    #[schema(max_length = 256)]
+    pub agent_id: Option<String>,
+    /// Associated data source (folder).
+    #[schema(max_length = 256)]
+    pub source_id: Option<String>,
+    /// Absolute http(s) URL to POST to when the job finishes.
+    #[schema(max_length = 2048, format = Uri)]
+    pub callback_url: Option<String>,
+    /// Longest time allowed in `running`, in seconds.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    pub timeout_seconds: Option<i64>,
+}
+
+/// A worker's update: at least one field. Unknown fields are refused.
+#[derive(Deserialize, ToSchema, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateJobRequest {
+    /// The next status, checked against the lifecycle.
+    pub status: Option<JobStatusDto>,
+    /// A JSON merge patch (RFC 7396) applied to the job's metadata.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+    /// Time to first token, in nanoseconds.
+    #[schema(minimum = 0)]
+    pub ttft_ns: Option<i64>,
+    /// Total duration, in nanoseconds.
+    #[schema(minimum = 0)]
+    pub total_duration_ns: Option<i64>,
+}
+
+/// List parameters (documentation only: the handler parses the query string itself, so
+/// that repeated and comma-separated `status` values both work).
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Only these statuses: repeat the parameter or separate values with commas.
+    #[param(style = Form, explode = true)]
+    pub status: Option<Vec<JobStatusDto>>,
+    /// Only active jobs (`created`, `pending`, `running`).
+    pub active: Option<bool>,
+    /// Only this job type.
+    pub job_type: Option<JobTypeDto>,
+    /// Deprecated alias of `folder_id`.
+    #[param(deprecated)]
+    pub source_id: Option<String>,
+    /// Only jobs of this source/folder.
+    pub folder_id: Option<String>,
+    /// Only jobs of this agent.
+    pub agent_id: Option<String>,
+    /// Job id cursor: only jobs older than it.
+    pub before: Option<String>,
+    /// Job id cursor: only jobs newer than it.
+    pub after: Option<String>,
+    /// Page size, 1 to 1000 (default 100; 50 on `/active`).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// `asc` oldest first, `desc` newest first (default `desc`; `asc` on `/active`).
+    #[param(pattern = "^(asc|desc)$")]
+    pub order: Option<String>,
+    /// The only accepted value is `created_at`.
+    #[param(pattern = "^created_at$")]
+    pub order_by: Option<String>,
+    /// Deprecated: overrides `order` when given (`true` = `asc`).
+    #[param(deprecated)]
+    pub ascending: Option<bool>,
+}
+
+/// Health answer.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct Health {
+    /// `ok`, or `unavailable`.
+    pub status: String,
+}

@@ -1,0 +1,191 @@
+//! The one error body of SPEC §7, and the mapping of every failure into it.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use jobs_domain::{QueryError, TransitionError, ValidationError};
+use jobs_store::StoreError;
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// The error body every failure answers with.
+#[derive(Serialize, ToSchema, Debug)]
+#[schema(example = json!({"error": {"type": "invalid_job_status_transition",
+    "message": "Cannot transition from 'completed' to 'running'",
+    "details": {"current_status": "completed", "requested_status": "running"}}}))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable kind: `bad_request`, `invalid_cursor`, `unauthorized`,
+    /// `forbidden`, `job_not_found`, `not_found`, `method_not_allowed`,
+    /// `invalid_job_status_transition`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `validation_error`, `internal_error`, `unavailable`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A sentence for people.
+    pub message: String,
+    /// Facts a client can act on (for example `current_status`), or null.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+/// An error on its way to becoming a response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    details: Option<Value>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.kind, self.message)
+    }
+}
+
+impl ApiError {
+    /// An error with a status, a type and a message.
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, kind, message: message.into(), details: None }
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 422 `validation_error`.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message)
+    }
+
+    /// 404 `not_found`, for unknown routes.
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such route")
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed on this path")
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("Request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Request body must be JSON (Content-Type: application/json)",
+        )
+    }
+
+    /// 500 `internal_error`; the cause is logged, never returned.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        log::error!("internal error: {cause}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+    }
+
+    /// The error body as JSON.
+    pub fn body(&self) -> Value {
+        json!({"error": {"type": self.kind, "message": self.message, "details": self.details}})
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        ApiError::validation(err.to_string())
+            .with_details(json!({"field": err.field}))
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        match err {
+            QueryError::Invalid(v) => v.into(),
+            QueryError::InvalidCursor(message) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", message)
+            }
+        }
+    }
+}
+
+impl From<TransitionError> for ApiError {
+    fn from(err: TransitionError) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "invalid_job_status_transition", err.to_string()).with_details(
+            json!({"current_status": err.current, "requested_status": err.requested}),
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "job_not_found", "Job not found")
+            }
+            StoreError::Transition(t) => t.into(),
+            StoreError::StillActive { current } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+                    .with_details(json!({"current_status": current}))
+            }
+            StoreError::IdempotencyMismatch => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+            }
+            StoreError::InvalidCursor(message) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", message)
+            }
+            StoreError::Unavailable(cause) => {
+                log::warn!("database unavailable: {cause}");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Database unavailable")
+            }
+            StoreError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The Jobs REST API over actix-web: handlers, Bearer JWT auth, the one error body, and
+//! the OpenAPI document generated from the handlers.
+//!
+//! This crate never sees diesel: it talks to [`jobs_store::JobStore`] on a blocking thread
+//! and maps its errors into [`ApiError`].
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod handlers;
+mod routes;
+
+pub use auth::{Authenticator, Caller, Claims, KeySource};
+pub use error::{ApiError, ErrorBody};
+pub use routes::{error_fallback, health_routes, job_routes, method_not_allowed, not_found, ApiDoc};
+
+/// The default request body limit (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The jobs.
+    pub store: jobs_store::JobStore,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// Request bodies larger than this are 413.
+    pub max_body_bytes: usize,
+}

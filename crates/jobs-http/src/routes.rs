@@ -1,0 +1,172 @@
+//! Routing: the job routes under `/api` and `/v1`, health, the fallbacks that keep every
+//! error in the one body, and the OpenAPI document.
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto::{CreateJobRequest, Health, JobStatusDto, JobTypeDto, JobView, UpdateJobRequest};
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::handlers;
+use crate::AppState;
+
+/// The OpenAPI 3.1 document, generated from the handlers and DTOs.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Jobs API",
+        description = "Track and control asynchronous background jobs: create them, drive them \
+through created → pending → running → completed | failed | cancelled | expired, list, \
+cancel and delete them.\n\nEvery route under /api is also served under /v1 (and /v1/jobs/ \
+with a trailing slash for the list). Authenticate with `Authorization: Bearer <JWT>`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        handlers::list_jobs,
+        handlers::create_job,
+        handlers::list_active_jobs,
+        handlers::get_job,
+        handlers::update_job,
+        handlers::delete_job,
+        handlers::cancel_job,
+        healthz,
+        readyz,
+    ),
+    components(schemas(JobView, JobStatusDto, JobTypeDto, CreateJobRequest, UpdateJobRequest,
+        ErrorBody, ErrorDetail, Health)),
+    modifiers(&BearerAuth),
+    tags((name = "jobs", description = "Jobs and their lifecycle"),
+        (name = "health", description = "Liveness and readiness"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".to_owned());
+        scheme.description = Some(
+            "A JWT with `sub`, `exp` and `scope` (jobs:read, jobs:write, jobs:admin).".to_owned(),
+        );
+        components.add_security_scheme("bearer_auth", SecurityScheme::Http(scheme));
+    }
+}
+
+/// 405 for a known path with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// 404 for an unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::route_not_found()
+}
+
+/// Registers the job routes under `/api` and `/v1`.
+#[allow(deprecated)] // `/active` is deprecated for clients, not for us.
+pub fn job_routes(cfg: &mut web::ServiceConfig) {
+    for prefix in ["/api", "/v1"] {
+        cfg.service(
+            web::resource(format!("{prefix}/jobs"))
+                .route(web::get().to(handlers::list_jobs))
+                .route(web::post().to(handlers::create_job))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(format!("{prefix}/jobs/active"))
+                .route(web::get().to(handlers::list_active_jobs))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(format!("{prefix}/jobs/{{job_id}}"))
+                .route(web::get().to(handlers::get_job))
+                .route(web::patch().to(handlers::update_job))
+                .route(web::delete().to(handlers::delete_job))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(format!("{prefix}/jobs/{{job_id}}/cancel"))
+                .route(web::patch().to(handlers::cancel_job))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    cfg.service(
+        web::resource("/v1/jobs/")
+            .route(web::get().to(handlers::list_jobs))
+            .route(web::post().to(handlers::create_job))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// Registers `/healthz` and `/readyz`.
+pub fn health_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/healthz").route(web::get().to(healthz)).default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/readyz").route(web::get().to(readyz)).default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok".to_owned() })
+}
+
+/// Readiness: the database answers a round trip.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Database unavailable", body = ErrorBody)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    web::block(move || store.ping()).await.map_err(ApiError::internal)?.map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(Health { status: "ok".to_owned() }))
+}
+
+fn kind_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "validation_error",
+        503 => "unavailable",
+        500..=599 => "internal_error",
+        _ => "bad_request",
+    }
+}
+
+/// Middleware that rewrites any error response not already in the error body (actix's own
+/// extractor, routing and protocol errors) into it, so that clients meet one error shape.
+pub fn error_fallback<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(rewrite_error)
+}
+
+fn rewrite_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let message = status.canonical_reason().unwrap_or("Error").to_owned();
+    let error = ApiError::new(status, kind_for(status), message);
+    let (req, _) = res.into_parts();
+    let response: HttpResponse<BoxBody> = HttpResponse::build(status).json(error.body());
+    let res: ServiceResponse<EitherBody<B>> = ServiceResponse::new(req, response).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}

@@ -1,0 +1,17 @@
+//! Durable storage for the Jobs API: diesel repositories over an r2d2 pool, with embedded
+//! migrations applied at start.
+//!
+//! Every status change is a compare-and-set on the row's `version`, so two racing requests
+//! never both win; lists are keyset-paginated on (`created_at`, `id`) with matching indexes.
+//! Every method blocks: call them from a blocking thread (`spawn_blocking`, `web::block`).
+
+mod db;
+mod error;
+mod fingerprint;
+mod rows;
+mod schema;
+mod store;
+
+pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
+pub use error::{StoreError, StoreResult};
+pub use store::{Created, JobStore, Page, PoolStatus, IDEMPOTENCY_WINDOW};

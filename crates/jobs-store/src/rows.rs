@@ -1,0 +1,150 @@
+//! Rows as diesel reads and writes them, and their conversion to and from the domain.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use jobs_domain::{Job, JobId, Owner};
+
+use crate::schema::{idempotency_keys, jobs};
+use crate::StoreError;
+
+/// A `jobs` row.
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = jobs)]
+pub(crate) struct JobRow {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub project_id: Option<String>,
+    pub status: String,
+    pub job_type: String,
+    pub background: bool,
+    pub agent_id: Option<String>,
+    pub source_id: Option<String>,
+    pub metadata: String,
+    pub callback_url: Option<String>,
+    pub callback_sent_at: Option<NaiveDateTime>,
+    pub callback_status_code: Option<i32>,
+    pub callback_error: Option<String>,
+    pub ttft_ns: Option<i64>,
+    pub total_duration_ns: Option<i64>,
+    pub timeout_seconds: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub completed_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub version: i64,
+}
+
+/// What a lifecycle change writes: everything a worker or a cancel can change.
+#[derive(AsChangeset, Debug)]
+#[diesel(table_name = jobs, treat_none_as_null = true)]
+pub(crate) struct JobChanges {
+    pub status: String,
+    pub metadata: String,
+    pub ttft_ns: Option<i64>,
+    pub total_duration_ns: Option<i64>,
+    pub updated_at: NaiveDateTime,
+    pub completed_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub version: i64,
+}
+
+/// An `idempotency_keys` row.
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = idempotency_keys)]
+pub(crate) struct IdempotencyRow {
+    pub org_id: String,
+    pub user_id: String,
+    pub key: String,
+    pub request_hash: String,
+    pub job_id: String,
+    pub created_at: NaiveDateTime,
+}
+
+fn naive(at: DateTime<Utc>) -> NaiveDateTime {
+    at.naive_utc()
+}
+
+fn utc(at: NaiveDateTime) -> DateTime<Utc> {
+    at.and_utc()
+}
+
+fn corrupt(what: &str, id: &str) -> StoreError {
+    StoreError::Internal(format!("stored job {id} has an unreadable {what}"))
+}
+
+impl JobRow {
+    pub(crate) fn from_job(job: &Job) -> JobRow {
+        JobRow {
+            id: job.id.to_string(),
+            org_id: job.owner.org_id.clone(),
+            user_id: job.owner.user_id.clone(),
+            project_id: job.owner.project_id.clone(),
+            status: job.status.as_str().to_owned(),
+            job_type: job.job_type.as_str().to_owned(),
+            background: job.background,
+            agent_id: job.agent_id.clone(),
+            source_id: job.source_id.clone(),
+            metadata: serde_json::Value::Object(job.metadata.clone()).to_string(),
+            callback_url: job.callback_url.clone(),
+            callback_sent_at: job.callback_sent_at.map(naive),
+            callback_status_code: job.callback_status_code,
+            callback_error: job.callback_error.clone(),
+            ttft_ns: job.ttft_ns,
+            total_duration_ns: job.total_duration_ns,
+            timeout_seconds: job.timeout_seconds,
+            created_at: naive(job.created_at),
+            updated_at: naive(job.updated_at),
+            completed_at: job.completed_at.map(naive),
+            started_at: job.started_at.map(naive),
+            expires_at: job.expires_at().map(naive),
+            version: 0,
+        }
+    }
+
+    pub(crate) fn into_job(self) -> Result<Job, StoreError> {
+        let metadata = match serde_json::from_str(&self.metadata) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(corrupt("metadata", &self.id)),
+        };
+        Ok(Job {
+            id: JobId::parse(&self.id).map_err(|_| corrupt("id", &self.id))?,
+            status: self.status.parse().map_err(|_| corrupt("status", &self.id))?,
+            job_type: self.job_type.parse().map_err(|_| corrupt("job_type", &self.id))?,
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+            completed_at: self.completed_at.map(utc),
+            started_at: self.started_at.map(utc),
+            metadata,
+            background: self.background,
+            agent_id: self.agent_id,
+            source_id: self.source_id,
+            owner: Owner { org_id: self.org_id, user_id: self.user_id, project_id: self.project_id },
+            callback_url: self.callback_url,
+            callback_sent_at: self.callback_sent_at.map(utc),
+            callback_status_code: self.callback_status_code,
+            callback_error: self.callback_error,
+            ttft_ns: self.ttft_ns,
+            total_duration_ns: self.total_duration_ns,
+            timeout_seconds: self.timeout_seconds,
+        })
+    }
+}
+
+impl JobChanges {
+    pub(crate) fn from_job(job: &Job, version: i64) -> JobChanges {
+        JobChanges {
+            status: job.status.as_str().to_owned(),
+            metadata: serde_json::Value::Object(job.metadata.clone()).to_string(),
+            ttft_ns: job.ttft_ns,
+            total_duration_ns: job.total_duration_ns,
+            updated_at: naive(job.updated_at),
+            completed_at: job.completed_at.map(naive),
+            started_at: job.started_at.map(naive),
+            expires_at: job.expires_at().map(naive),
+            version,
+        }
+    }
+}

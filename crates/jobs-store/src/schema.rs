@@ -1,0 +1,42 @@
+//! The diesel schema, written to match `migrations/`.
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        org_id -> Text,
+        user_id -> Text,
+        project_id -> Nullable<Text>,
+        status -> Text,
+        job_type -> Text,
+        background -> Bool,
+        agent_id -> Nullable<Text>,
+        source_id -> Nullable<Text>,
+        metadata -> Text,
+        callback_url -> Nullable<Text>,
+        callback_sent_at -> Nullable<Timestamp>,
+        callback_status_code -> Nullable<Integer>,
+        callback_error -> Nullable<Text>,
+        ttft_ns -> Nullable<BigInt>,
+        total_duration_ns -> Nullable<BigInt>,
+        timeout_seconds -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (org_id, user_id, key) {
+        org_id -> Text,
+        user_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        job_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(jobs, idempotency_keys);

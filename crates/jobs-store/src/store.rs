@@ -1,0 +1,387 @@
+//! `JobStore`: every operation the API needs, each one safe under concurrency.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
+use jobs_domain::{
+    now, Job, JobId, JobUpdate, ListQuery, NewJob, Order, Owner, TransitionError, Visibility,
+};
+
+use crate::db::{self, DatabaseUrl, PoolOptions, SqlitePool, SqlitePooled};
+use crate::fingerprint::request_hash;
+use crate::rows::{IdempotencyRow, JobChanges, JobRow};
+use crate::schema::{idempotency_keys, jobs};
+use crate::{StoreError, StoreResult};
+
+/// How long an idempotency key keeps returning the job it created.
+pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// How many times a compare-and-set is retried after losing a race before giving up.
+/// Each retry re-reads the job, so a lost race normally ends in a 409 on the second try.
+const MAX_CAS_ATTEMPTS: usize = 64;
+
+/// The outcome of a create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Created {
+    /// The job.
+    pub job: Job,
+    /// True when an idempotency key matched and `job` is the one created the first time.
+    pub replayed: bool,
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// The jobs, in the requested order.
+    pub jobs: Vec<Job>,
+    /// Whether more jobs follow in that order.
+    pub has_more: bool,
+}
+
+/// Pool figures, for readiness and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Open connections.
+    pub connections: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max_size: u32,
+}
+
+/// The jobs database. Cheap to clone (it is a pool); every method blocks, so async callers
+/// run them on a blocking thread.
+#[derive(Clone)]
+pub struct JobStore {
+    pool: SqlitePool,
+}
+
+impl std::fmt::Debug for JobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobStore").field("pool", &self.pool_status()).finish()
+    }
+}
+
+type Key = (NaiveDateTime, String);
+
+/// The jobs one caller can see.
+fn visible(vis: &Visibility) -> jobs::BoxedQuery<'_, Sqlite> {
+    let query = jobs::table.filter(jobs::org_id.eq(&vis.org_id)).into_boxed();
+    match &vis.user_id {
+        Some(user) => query.filter(jobs::user_id.eq(user)),
+        None => query,
+    }
+}
+
+/// The SQL of a list page (without its cursors' lookup), shared by `list` and the
+/// query-plan tests.
+pub(crate) fn list_query<'a>(
+    vis: &'a Visibility,
+    q: &'a ListQuery,
+    before: Option<Key>,
+    after: Option<Key>,
+) -> jobs::BoxedQuery<'a, Sqlite> {
+    let mut query = visible(vis);
+    if let Some(statuses) = &q.statuses {
+        let names: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
+        query = query.filter(jobs::status.eq_any(names));
+    }
+    if let Some(job_type) = q.job_type {
+        query = query.filter(jobs::job_type.eq(job_type.as_str()));
+    }
+    if let Some(source) = &q.source_id {
+        query = query.filter(jobs::source_id.eq(source));
+    }
+    if let Some(agent) = &q.agent_id {
+        query = query.filter(jobs::agent_id.eq(agent));
+    }
+    if let Some(project) = &q.project_id {
+        query = query.filter(jobs::project_id.eq(project));
+    }
+    // Keyset bounds on (created_at, id). The plain `<=`/`>=` on created_at is implied by the
+    // OR that follows; it is there so the planner can seek the index instead of scanning.
+    if let Some((at, id)) = before {
+        query = query
+            .filter(jobs::created_at.le(at))
+            .filter(jobs::created_at.lt(at).or(jobs::id.lt(id)));
+    }
+    if let Some((at, id)) = after {
+        query = query
+            .filter(jobs::created_at.ge(at))
+            .filter(jobs::created_at.gt(at).or(jobs::id.gt(id)));
+    }
+    query = match q.order {
+        Order::Asc => query.order_by((jobs::created_at.asc(), jobs::id.asc())),
+        Order::Desc => query.order_by((jobs::created_at.desc(), jobs::id.desc())),
+    };
+    query.limit(i64::from(q.limit.get()) + 1)
+}
+
+fn find(conn: &mut SqlitePooled, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
+    Ok(visible(vis)
+        .filter(jobs::id.eq(id.to_string()))
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+impl JobStore {
+    /// Opens the database, applying pending migrations.
+    pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<JobStore> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Ok(JobStore { pool: db::open_sqlite(path, options)? }),
+            DatabaseUrl::Postgres(_) => {
+                anyhow::bail!("PostgreSQL is not supported by this build yet; use sqlite://PATH")
+            }
+        }
+    }
+
+    fn conn(&self) -> StoreResult<SqlitePooled> {
+        Ok(self.pool.get()?)
+    }
+
+    /// A database round trip.
+    pub fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        diesel::sql_query("SELECT 1").execute(&mut conn)?;
+        Ok(())
+    }
+
+    /// Pool figures.
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size: self.pool.max_size(),
+        }
+    }
+
+    /// Creates a job in status `created`. With an idempotency key, the same key from the
+    /// same owner within 24 hours returns the first job (`replayed`), and the same key with
+    /// a different request is [`StoreError::IdempotencyMismatch`].
+    pub fn create(&self, owner: Owner, new: NewJob, key: Option<&str>) -> StoreResult<Created> {
+        let mut conn = self.conn()?;
+        let at = now();
+        let Some(key) = key else {
+            let job = Job::create(JobId::generate(), owner, new, at);
+            diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
+            return Ok(Created { job, replayed: false });
+        };
+        let hash = request_hash(&owner, &new);
+        // IMMEDIATE: the key check and the inserts happen under the write lock, so two
+        // requests with one key cannot both miss the key and both create a job.
+        conn.immediate_transaction(|conn| {
+            let existing: Option<IdempotencyRow> = idempotency_keys::table
+                .find((&owner.org_id, &owner.user_id, key))
+                .select(IdempotencyRow::as_select())
+                .first(conn)
+                .optional()?;
+            if let Some(row) = existing {
+                if row.created_at > (at - IDEMPOTENCY_WINDOW).naive_utc() {
+                    if row.request_hash != hash {
+                        return Err(StoreError::IdempotencyMismatch);
+                    }
+                    let first: Option<JobRow> = jobs::table
+                        .find(&row.job_id)
+                        .select(JobRow::as_select())
+                        .first(conn)
+                        .optional()?;
+                    if let Some(first) = first {
+                        return Ok(Created { job: first.into_job()?, replayed: true });
+                    }
+                }
+                // Expired, or its job was deleted: the key starts afresh.
+                diesel::delete(idempotency_keys::table.find((&owner.org_id, &owner.user_id, key)))
+                    .execute(conn)?;
+            }
+            let job = Job::create(JobId::generate(), owner.clone(), new.clone(), at);
+            diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
+            diesel::insert_into(idempotency_keys::table)
+                .values(IdempotencyRow {
+                    org_id: owner.org_id.clone(),
+                    user_id: owner.user_id.clone(),
+                    key: key.to_owned(),
+                    request_hash: hash.clone(),
+                    job_id: job.id.to_string(),
+                    created_at: at.naive_utc(),
+                })
+                .execute(conn)?;
+            Ok(Created { job, replayed: false })
+        })
+    }
+
+    /// One visible job.
+    pub fn get(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
+        let mut conn = self.conn()?;
+        find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?.into_job()
+    }
+
+    /// One page of visible jobs, keyset-paginated on (`created_at`, `id`).
+    pub fn list(&self, vis: &Visibility, q: &ListQuery) -> StoreResult<Page> {
+        let mut conn = self.conn()?;
+        let mut cursor = |id: Option<JobId>, name: &str| -> StoreResult<Option<Key>> {
+            let Some(id) = id else { return Ok(None) };
+            let row = find(&mut conn, vis, id)?.ok_or_else(|| {
+                StoreError::InvalidCursor(format!("{name}: {id} is not one of your jobs"))
+            })?;
+            Ok(Some((row.created_at, row.id)))
+        };
+        let before = cursor(q.before, "before")?;
+        let after = cursor(q.after, "after")?;
+        if let (Some(b), Some(a)) = (&before, &after) {
+            if b <= a {
+                return Err(StoreError::InvalidCursor("before must be newer than after".into()));
+            }
+        }
+        if q.statuses.as_ref().is_some_and(|s| s.is_empty()) {
+            return Ok(Page { jobs: Vec::new(), has_more: false });
+        }
+        let mut rows: Vec<JobRow> =
+            list_query(vis, q, before, after).select(JobRow::as_select()).load(&mut conn)?;
+        let has_more = rows.len() > usize::from(q.limit.get());
+        rows.truncate(usize::from(q.limit.get()));
+        let jobs = rows.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { jobs, has_more })
+    }
+
+    /// Applies a worker's update with compare-and-set.
+    pub fn update(&self, vis: &Visibility, id: JobId, update: &JobUpdate) -> StoreResult<Job> {
+        self.change(vis, id, |job| job.apply_update(update, now()).map(Some))
+    }
+
+    /// Cancels a job (SPEC §3): active jobs become `cancelled`, a cancelled job is returned
+    /// unchanged, a finished one is a transition error.
+    pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
+        self.change(vis, id, |job| job.cancel(now()))
+    }
+
+    /// Reads the job, computes its next state, and writes it only if nobody changed the job
+    /// in between (its `version` is unchanged); otherwise reads again.
+    fn change(
+        &self,
+        vis: &Visibility,
+        id: JobId,
+        next: impl Fn(&Job) -> Result<Option<Job>, TransitionError>,
+    ) -> StoreResult<Job> {
+        let mut conn = self.conn()?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let row = find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?;
+            let version = row.version;
+            let current = row.into_job()?;
+            let Some(changed) = next(&current)? else { return Ok(current) };
+            let written = diesel::update(
+                jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
+            )
+            .set(JobChanges::from_job(&changed, version + 1))
+            .execute(&mut conn)?;
+            if written == 1 {
+                return Ok(changed);
+            }
+        }
+        Err(StoreError::Unavailable(format!("job {id} is changing too fast to update")))
+    }
+
+    /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].
+    pub fn delete(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
+        let mut conn = self.conn()?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let row = find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?;
+            let version = row.version;
+            let job = row.into_job()?;
+            if job.status.is_active() {
+                return Err(StoreError::StillActive { current: job.status });
+            }
+            let deleted = diesel::delete(
+                jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
+            )
+            .execute(&mut conn)?;
+            if deleted == 1 {
+                return Ok(job);
+            }
+        }
+        Err(StoreError::Unavailable(format!("job {id} is changing too fast to delete")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sql_types::Text;
+    use jobs_domain::{ListDefaults, ListQuery};
+
+    #[derive(QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    fn store() -> (tempfile::TempDir, JobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("jobs.db"));
+        let store = JobStore::open(&url, &PoolOptions::default()).unwrap();
+        (dir, store)
+    }
+
+    fn plan(store: &JobStore, sql: &str) -> Vec<String> {
+        let mut conn = store.conn().unwrap();
+        let sql = sql.split("-- binds").next().unwrap();
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<PlanLine>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.detail)
+            .collect()
+    }
+
+    fn assert_indexed(lines: &[String], what: &str) {
+        assert!(!lines.is_empty(), "{what}: no plan");
+        for line in lines.iter().filter(|l| l.contains("jobs")) {
+            assert!(
+                line.starts_with("SEARCH") && line.contains("INDEX"),
+                "{what} does not use an index: {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_list_queries_seek_an_index_instead_of_scanning_the_table() {
+        let (_dir, store) = store();
+        let key = Some((now().naive_utc(), JobId::generate().to_string()));
+        let user = Visibility::user("org", "ann");
+        let org = Visibility::organization("org");
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("order", "asc")],
+            &[("status", "running")],
+            &[("status", "running,failed")],
+            &[("active", "true")],
+            &[("job_type", "batch")],
+            &[("folder_id", "src-1")],
+            &[("agent_id", "agent-1")],
+        ];
+        for pairs in cases {
+            let q = ListQuery::from_pairs(pairs.iter().copied(), ListDefaults::LIST).unwrap();
+            for vis in [&user, &org] {
+                for (before, after) in [(None, None), (key.clone(), None), (None, key.clone())] {
+                    let sql = diesel::debug_query::<Sqlite, _>(&list_query(vis, &q, before, after))
+                        .to_string();
+                    assert_indexed(&plan(&store, &sql), &format!("{pairs:?} {vis:?}"));
+                }
+            }
+        }
+        let mut q = ListQuery::new(ListDefaults::LIST);
+        q.project_id = Some("p".into());
+        let sql = diesel::debug_query::<Sqlite, _>(&list_query(&user, &q, key, None)).to_string();
+        assert_indexed(&plan(&store, &sql), "project");
+    }
+
+    #[test]
+    fn getting_one_job_seeks_the_primary_key() {
+        let (_dir, store) = store();
+        let vis = Visibility::user("org", "ann");
+        let query = visible(&vis).filter(jobs::id.eq("job-x")).select(JobRow::as_select()).limit(1);
+        let sql = diesel::debug_query::<Sqlite, _>(&query).to_string();
+        assert_indexed(&plan(&store, &sql), "get");
+    }
+}
