@@ -1,1 +1,194 @@
+//! The Jobs API server: builds the application from a [`Config`] value, so that `main`
+//! and the black-box tests start exactly the same thing.
 
+pub mod config;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, Logger};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::{bail, Context};
+use jobs_http::auth::{mint_hs256, Claims};
+use jobs_http::{ApiDoc, AppState, Authenticator, KeySource};
+use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
+use rand::RngCore;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use config::{Cli, Command, Config};
+
+/// A server that is bound and connected to its database, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    workers: Option<usize>,
+    /// When no secret was configured: the secret generated for this run and a token for it.
+    pub generated_token: Option<String>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("listener", &self.listener).finish()
+    }
+}
+
+/// Opens the store named by the configuration (applying migrations).
+pub fn open_store(config: &Config) -> anyhow::Result<JobStore> {
+    let url = DatabaseUrl::parse(&config.database_url)?;
+    let options = PoolOptions { max_size: config.pool_size.max(1), ..PoolOptions::default() };
+    JobStore::open(&url, &options)
+}
+
+/// All scopes, for the start-up token.
+const ALL_SCOPES: &str = "jobs:read jobs:write jobs:admin";
+
+/// Builds the token verifier; without any key configured, generates a secret for this run
+/// and returns a ready-to-use token (all scopes, one day) beside it.
+fn authenticator(config: &Config) -> anyhow::Result<(Authenticator, Option<String>)> {
+    let issuer = config.jwt_issuer.as_deref();
+    let audience = config.jwt_audience.as_deref();
+    let built = match (&config.jwt_secret, &config.jwt_public_key) {
+        (Some(_), Some(_)) => bail!("set JOBS_JWT_SECRET or JOBS_JWT_PUBLIC_KEY, not both"),
+        (Some(secret), None) => {
+            (Authenticator::new(KeySource::Secret(secret.as_bytes()), issuer, audience), None)
+        }
+        (None, Some(path)) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading JOBS_JWT_PUBLIC_KEY {}", path.display()))?;
+            (Authenticator::new(KeySource::PublicKeyPem(&pem), issuer, audience), None)
+        }
+        (None, None) => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let token = mint(secret.as_bytes(), config, "dev-user", None, ALL_SCOPES, chrono::TimeDelta::days(1))?;
+            (Authenticator::new(KeySource::Secret(secret.as_bytes()), issuer, audience), Some(token))
+        }
+    };
+    let (auth, token) = built;
+    Ok((auth.map_err(anyhow::Error::msg)?, token))
+}
+
+/// Mints an HS256 token with the configured issuer and audience.
+pub fn mint(
+    secret: &[u8],
+    config: &Config,
+    sub: &str,
+    org: Option<&str>,
+    scope: &str,
+    ttl: chrono::TimeDelta,
+) -> anyhow::Result<String> {
+    let now = chrono::Utc::now();
+    let claims = Claims {
+        sub: sub.to_owned(),
+        exp: (now + ttl).timestamp(),
+        org: org.map(str::to_owned),
+        scope: Some(scope.to_owned()),
+        iat: Some(now.timestamp()),
+        nbf: None,
+        iss: config.jwt_issuer.clone(),
+        aud: config.jwt_audience.clone().map(serde_json::Value::String),
+    };
+    mint_hs256(secret, &claims).map_err(anyhow::Error::msg)
+}
+
+impl Application {
+    /// Opens the database, binds the address and prepares the server. Nothing is served
+    /// until [`Application::run`].
+    pub fn build(config: &Config) -> anyhow::Result<Application> {
+        let (auth, generated_token) = authenticator(config)?;
+        let store = open_store(config)?;
+        let listener =
+            TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
+        Ok(Application {
+            listener,
+            state: AppState { store, auth, max_body_bytes: config.max_body_bytes },
+            workers: config.workers,
+            generated_token,
+        })
+    }
+
+    /// The port the server listens on (useful after binding port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Starts serving; must be called inside an actix (tokio) runtime. The server stops
+    /// gracefully on SIGTERM or SIGINT, finishing in-flight requests.
+    pub fn run(self) -> anyhow::Result<Server> {
+        let state = web::Data::new(self.state);
+        let openapi = ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(jobs_http::error_fallback())
+                .wrap(Compress::default())
+                .wrap(Logger::new("%a \"%r\" %s %b %T \"%{User-Agent}i\" \"%{X-Stainless-Package-Version}i\""))
+                .configure(jobs_http::job_routes)
+                .configure(jobs_http::health_routes)
+                .service(
+                    web::resource("/docs").route(web::get().to(|| async {
+                        HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+                    })),
+                )
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(jobs_http::not_found))
+        })
+        .shutdown_timeout(30);
+        if let Some(workers) = self.workers {
+            server = server.workers(workers.max(1));
+        }
+        Ok(server.listen(self.listener)?.run())
+    }
+}
+
+/// Runs the command line; returns when the command is done (for `serve`, at shutdown).
+pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    env_logger::Builder::new().parse_filters(&config.log).format_timestamp_millis().init();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            open_store(&config)?;
+            log::info!("migrations applied to {}", redact(&config.database_url));
+            Ok(())
+        }
+        Command::Token(args) => {
+            let Some(secret) = &config.jwt_secret else {
+                bail!("jobs-server token needs JOBS_JWT_SECRET (or --jwt-secret) to sign with");
+            };
+            let token = mint(secret.as_bytes(), &config, &args.sub, args.org.as_deref(), &args.scope, args.ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Serve => {
+            let app = Application::build(&config)?;
+            let port = app.port();
+            let host = config.bind.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1");
+            if let Some(token) = &app.generated_token {
+                println!(
+                    "No JOBS_JWT_SECRET or JOBS_JWT_PUBLIC_KEY set: generated a secret for this run.\n\
+                     Use this token (scopes: {ALL_SCOPES}; valid one day):\n\n  export TOKEN={token}\n"
+                );
+            }
+            log::info!("database {}", redact(&config.database_url));
+            log::info!("listening on http://{host}:{port} (Swagger UI at /docs/)");
+            actix_web::rt::System::new()
+                .block_on(async move { anyhow::Ok(app.run()?.await?) })?;
+            log::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

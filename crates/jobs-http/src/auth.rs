@@ -84,7 +84,9 @@ impl Authenticator {
                 if secret.is_empty() {
                     return Err("the JWT secret is empty".into());
                 }
-                (DecodingKey::from_secret(secret), Algorithm::HS256)
+                let key = DecodingKey::from_secret(secret)
+                    .map_err(|e| format!("the JWT secret is not usable: {e}"))?;
+                (key, Algorithm::HS256)
             }
             KeySource::PublicKeyPem(pem) => match DecodingKey::from_rsa_pem(pem) {
                 Ok(key) => (key, Algorithm::RS256),
@@ -143,7 +145,7 @@ fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
 
 /// Mints an HS256 token (for `jobs-server token` and the start-up token).
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, String> {
-    let key = EncodingKey::from_secret(secret);
+    let key = EncodingKey::from_secret(secret).map_err(|e| e.to_string())?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).map_err(|e| e.to_string())
 }
 

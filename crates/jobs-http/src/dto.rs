@@ -177,7 +177,7 @@ pub struct CreateJobRequest {
     #[schema(max_length = 256)]
     pub source_id: Option<String>,
     /// Absolute http(s) URL to POST to when the job finishes.
-    #[schema(max_length = 2048, format = Uri)]
+    #[schema(max_length = 2048)]
     pub callback_url: Option<String>,
     /// Longest time allowed in `running`, in seconds.
     #[schema(minimum = 1, maximum = 2147483647)]
@@ -215,7 +215,6 @@ pub struct ListParams {
     /// Only this job type.
     pub job_type: Option<JobTypeDto>,
     /// Deprecated alias of `folder_id`.
-    #[param(deprecated)]
     pub source_id: Option<String>,
     /// Only jobs of this source/folder.
     pub folder_id: Option<String>,
@@ -235,7 +234,6 @@ pub struct ListParams {
     #[param(pattern = "^created_at$")]
     pub order_by: Option<String>,
     /// Deprecated: overrides `order` when given (`true` = `asc`).
-    #[param(deprecated)]
     pub ascending: Option<bool>,
 }
 

@@ -116,8 +116,14 @@ impl ApiError {
     }
 
     /// The error body as JSON.
-    pub fn body(&self) -> Value {
-        json!({"error": {"type": self.kind, "message": self.message, "details": self.details}})
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind.to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -59,13 +59,13 @@ impl Modify for BearerAuth {
 }
 
 /// 405 for a known path with a method it does not serve.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::method_not_allowed()
+pub async fn method_not_allowed() -> HttpResponse {
+    ApiError::method_not_allowed().error_response()
 }
 
 /// 404 for an unknown path.
-pub async fn not_found() -> ApiError {
-    ApiError::route_not_found()
+pub async fn not_found() -> HttpResponse {
+    ApiError::route_not_found().error_response()
 }
 
 /// Registers the job routes under `/api` and `/v1`.

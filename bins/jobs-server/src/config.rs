@@ -1,0 +1,148 @@
+//! Configuration: every setting from an environment variable (SPEC §8) or the matching flag.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+/// The Jobs API server.
+#[derive(Parser, Debug)]
+#[command(name = "jobs-server", version, about = "The Jobs API: track and control asynchronous background jobs.")]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub config: Config,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Apply migrations, then serve the API (the default).
+    Serve,
+    /// Apply migrations and exit (for fleets that migrate before rolling out).
+    Migrate,
+    /// Mint a token signed with the configured JOBS_JWT_SECRET.
+    Token(TokenArgs),
+}
+
+/// What `jobs-server token` puts in the token.
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// The user (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// The organization (`org`).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Space-separated scopes.
+    #[arg(long, default_value = "jobs:read jobs:write")]
+    pub scope: String,
+    /// Lifetime: a number with s, m, h or d (1h, 30m, 7d).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: chrono::TimeDelta,
+}
+
+/// Parses `90s`, `30m`, `1h`, `7d`.
+pub fn parse_ttl(text: &str) -> Result<chrono::TimeDelta, String> {
+    let err = || format!("'{text}' is not a duration like 90s, 30m, 1h or 7d");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (digits, unit) = text.split_at(split);
+    let n: i64 = digits.parse().map_err(|_| err())?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        _ => None,
+    };
+    secs.filter(|s| *s > 0).and_then(chrono::TimeDelta::try_seconds).ok_or_else(err)
+}
+
+/// Server settings. `Config::parse_from` in main; a struct literal in tests.
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Where the jobs live: sqlite://PATH or postgres://…
+    #[arg(long, env = "JOBS_DATABASE_URL", default_value = "sqlite://./data/jobs.db", global = true)]
+    pub database_url: String,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "JOBS_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+    /// HS256 shared secret for Bearer tokens.
+    #[arg(long, env = "JOBS_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// Path to a PEM public key (RS256 or ES256), instead of the secret.
+    #[arg(long, env = "JOBS_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "JOBS_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "JOBS_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Secret that signs webhooks (whsec_… base64, or raw bytes).
+    #[arg(long, env = "JOBS_WEBHOOK_SECRET", hide_env_values = true, global = true)]
+    pub webhook_secret: Option<String>,
+    /// Allow webhooks to loopback, private and link-local addresses.
+    #[arg(long, env = "JOBS_WEBHOOK_ALLOW_PRIVATE", value_parser = BoolishValueParser::new(),
+        default_value = "false", num_args = 0..=1, default_missing_value = "true", global = true)]
+    pub webhook_allow_private: bool,
+    /// Webhook request timeout, in milliseconds.
+    #[arg(long, env = "JOBS_WEBHOOK_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub webhook_timeout_ms: u64,
+    /// Webhook delivery attempts at most.
+    #[arg(long, env = "JOBS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    pub webhook_max_attempts: u32,
+    /// First webhook retry delay, in milliseconds (then ×4 each time).
+    #[arg(long, env = "JOBS_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000, global = true)]
+    pub webhook_retry_base_ms: u64,
+    /// Purge terminal jobs older than this many days (unset: keep forever).
+    #[arg(long, env = "JOBS_RETENTION_DAYS", global = true)]
+    pub retention_days: Option<u32>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "JOBS_MAX_BODY_BYTES", default_value_t = jobs_http::DEFAULT_MAX_BODY_BYTES, global = true)]
+    pub max_body_bytes: usize,
+    /// Database connections per process at most.
+    #[arg(long, env = "JOBS_POOL_SIZE", default_value_t = 8, global = true)]
+    pub pool_size: u32,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "JOBS_WORKERS", global = true)]
+    pub workers: Option<usize>,
+    /// Log filter (env_logger syntax).
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+impl Config {
+    /// The defaults of SPEC §8, as if no variable and no flag were given.
+    pub fn defaults() -> Config {
+        Cli::parse_from(["jobs-server"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_ttl("90s"), Ok(chrono::TimeDelta::seconds(90)));
+        assert_eq!(parse_ttl("1h"), Ok(chrono::TimeDelta::hours(1)));
+        assert_eq!(parse_ttl("7d"), Ok(chrono::TimeDelta::days(7)));
+        assert!(parse_ttl("1").is_err());
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("99999999999999999d").is_err());
+    }
+
+    #[test]
+    fn flags_and_defaults_parse() {
+        let cli = Cli::parse_from(["jobs-server", "--bind", "127.0.0.1:0", "--webhook-allow-private", "migrate"]);
+        assert_eq!(cli.config.bind, "127.0.0.1:0");
+        assert!(cli.config.webhook_allow_private);
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert_eq!(cli.config.max_body_bytes, 1024 * 1024);
+    }
+}
