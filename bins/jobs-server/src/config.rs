@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// The Jobs API server.
 #[derive(Parser, Debug)]
-#[command(name = "jobs-server", version, about = "The Jobs API: track and control asynchronous background jobs.")]
+#[command(
+    name = "jobs-server",
+    version,
+    about = "The Jobs API: track and control asynchronous background jobs."
+)]
 pub struct Cli {
     /// Settings shared by every command.
     #[command(flatten)]
@@ -65,7 +69,12 @@ pub fn parse_ttl(text: &str) -> Result<chrono::TimeDelta, String> {
 #[derive(Args, Debug, Clone)]
 pub struct Config {
     /// Where the jobs live: sqlite://PATH or postgres://…
-    #[arg(long, env = "JOBS_DATABASE_URL", default_value = "sqlite://./data/jobs.db", global = true)]
+    #[arg(
+        long,
+        env = "JOBS_DATABASE_URL",
+        default_value = "sqlite://./data/jobs.db",
+        global = true
+    )]
     pub database_url: String,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, env = "JOBS_BIND", default_value = "127.0.0.1:8080", global = true)]
@@ -139,7 +148,13 @@ mod tests {
 
     #[test]
     fn flags_and_defaults_parse() {
-        let cli = Cli::parse_from(["jobs-server", "--bind", "127.0.0.1:0", "--webhook-allow-private", "migrate"]);
+        let cli = Cli::parse_from([
+            "jobs-server",
+            "--bind",
+            "127.0.0.1:0",
+            "--webhook-allow-private",
+            "migrate",
+        ]);
         assert_eq!(cli.config.bind, "127.0.0.1:0");
         assert!(cli.config.webhook_allow_private);
         assert!(matches!(cli.command, Some(Command::Migrate)));

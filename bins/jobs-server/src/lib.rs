@@ -62,8 +62,18 @@ fn authenticator(config: &Config) -> anyhow::Result<(Authenticator, Option<Strin
             let mut bytes = [0u8; 32];
             rand::rng().fill_bytes(&mut bytes);
             let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let token = mint(secret.as_bytes(), config, "dev-user", None, ALL_SCOPES, chrono::TimeDelta::days(1))?;
-            (Authenticator::new(KeySource::Secret(secret.as_bytes()), issuer, audience), Some(token))
+            let token = mint(
+                secret.as_bytes(),
+                config,
+                "dev-user",
+                None,
+                ALL_SCOPES,
+                chrono::TimeDelta::days(1),
+            )?;
+            (
+                Authenticator::new(KeySource::Secret(secret.as_bytes()), issuer, audience),
+                Some(token),
+            )
         }
     };
     let (auth, token) = built;
@@ -124,14 +134,14 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(jobs_http::error_fallback())
                 .wrap(Compress::default())
-                .wrap(Logger::new("%a \"%r\" %s %b %T \"%{User-Agent}i\" \"%{X-Stainless-Package-Version}i\""))
+                .wrap(Logger::new(
+                    "%a \"%r\" %s %b %T \"%{User-Agent}i\" \"%{X-Stainless-Package-Version}i\"",
+                ))
                 .configure(jobs_http::job_routes)
                 .configure(jobs_http::health_routes)
-                .service(
-                    web::resource("/docs").route(web::get().to(|| async {
-                        HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
-                    })),
-                )
+                .service(web::resource("/docs").route(web::get().to(|| async {
+                    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+                })))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))
         })
@@ -157,7 +167,14 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
             let Some(secret) = &config.jwt_secret else {
                 bail!("jobs-server token needs JOBS_JWT_SECRET (or --jwt-secret) to sign with");
             };
-            let token = mint(secret.as_bytes(), &config, &args.sub, args.org.as_deref(), &args.scope, args.ttl)?;
+            let token = mint(
+                secret.as_bytes(),
+                &config,
+                &args.sub,
+                args.org.as_deref(),
+                &args.scope,
+                args.ttl,
+            )?;
             println!("{token}");
             Ok(())
         }
@@ -173,8 +190,7 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
             }
             log::info!("database {}", redact(&config.database_url));
             log::info!("listening on http://{host}:{port} (Swagger UI at /docs/)");
-            actix_web::rt::System::new()
-                .block_on(async move { anyhow::Ok(app.run()?.await?) })?;
+            actix_web::rt::System::new().block_on(async move { anyhow::Ok(app.run()?.await?) })?;
             log::info!("stopped");
             Ok(())
         }

@@ -115,7 +115,10 @@ impl JobUpdate {
         ttft_ns: Option<i64>,
         total_duration_ns: Option<i64>,
     ) -> Result<Self, ValidationError> {
-        if status.is_none() && metadata.is_none() && ttft_ns.is_none() && total_duration_ns.is_none()
+        if status.is_none()
+            && metadata.is_none()
+            && ttft_ns.is_none()
+            && total_duration_ns.is_none()
         {
             return Err(ValidationError::new(
                 "body",
@@ -183,7 +186,11 @@ impl Job {
 
     /// The job after a worker's update, or the reason it is refused. Pure: the caller stores
     /// the result with a compare-and-set.
-    pub fn apply_update(&self, update: &JobUpdate, at: DateTime<Utc>) -> Result<Job, TransitionError> {
+    pub fn apply_update(
+        &self,
+        update: &JobUpdate,
+        at: DateTime<Utc>,
+    ) -> Result<Job, TransitionError> {
         if self.status.is_terminal() {
             return Err(TransitionError { current: self.status, requested: update.status });
         }
@@ -220,10 +227,9 @@ impl Job {
                 Ok(Some(job))
             }
             CancelOutcome::AlreadyCancelled => Ok(None),
-            CancelOutcome::Refused => Err(TransitionError {
-                current: self.status,
-                requested: Some(JobStatus::Cancelled),
-            }),
+            CancelOutcome::Refused => {
+                Err(TransitionError { current: self.status, requested: Some(JobStatus::Cancelled) })
+            }
         }
     }
 
@@ -325,10 +331,12 @@ mod tests {
         let pending = created.apply_update(&update(JobStatus::Pending), t0).ok();
         let pending = pending.unwrap_or_else(job);
         assert_eq!(pending.status, JobStatus::Pending);
-        let running = pending.apply_update(&update(JobStatus::Running), t0).unwrap_or_else(|_| job());
+        let running =
+            pending.apply_update(&update(JobStatus::Running), t0).unwrap_or_else(|_| job());
         assert_eq!(running.started_at, Some(t0));
         let t1 = t0 + chrono::TimeDelta::milliseconds(1500);
-        let done = running.apply_update(&update(JobStatus::Completed), t1).unwrap_or_else(|_| job());
+        let done =
+            running.apply_update(&update(JobStatus::Completed), t1).unwrap_or_else(|_| job());
         assert_eq!(done.status, JobStatus::Completed);
         assert_eq!(done.completed_at, Some(t1));
         assert_eq!(done.total_duration_ns, Some(1_500_000_000));

@@ -19,7 +19,9 @@ pub mod status;
 pub mod tenancy;
 
 pub use id::{InvalidJobId, JobId};
-pub use job::{merge_patch, now, Job, JobUpdate, Metadata, NewJob, TransitionError, MAX_TIMEOUT_SECONDS};
+pub use job::{
+    merge_patch, now, Job, JobUpdate, Metadata, NewJob, TransitionError, MAX_TIMEOUT_SECONDS,
+};
 pub use query::{Limit, ListDefaults, ListQuery, Order, QueryError};
 pub use status::{CancelOutcome, JobStatus, JobType, UnknownJobType, UnknownStatus};
 pub use tenancy::{Owner, Visibility};

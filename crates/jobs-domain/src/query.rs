@@ -61,9 +61,11 @@ pub struct ListDefaults {
 
 impl ListDefaults {
     /// `GET /api/jobs`: 100 newest first.
-    pub const LIST: ListDefaults = ListDefaults { limit: Limit(100), order: Order::Desc, active: false };
+    pub const LIST: ListDefaults =
+        ListDefaults { limit: Limit(100), order: Order::Desc, active: false };
     /// `GET /api/jobs/active`: 50 active jobs, oldest first.
-    pub const ACTIVE: ListDefaults = ListDefaults { limit: Limit(50), order: Order::Asc, active: true };
+    pub const ACTIVE: ListDefaults =
+        ListDefaults { limit: Limit(50), order: Order::Asc, active: true };
 }
 
 /// A validated list query.
@@ -110,8 +112,17 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ValidationError> {
 
 /// Parameters that may be given at most once.
 const SINGLE: [&str; 11] = [
-    "active", "job_type", "source_id", "folder_id", "agent_id", "before", "after", "limit", "order",
-    "order_by", "ascending",
+    "active",
+    "job_type",
+    "source_id",
+    "folder_id",
+    "agent_id",
+    "before",
+    "after",
+    "limit",
+    "order",
+    "order_by",
+    "ascending",
 ];
 
 impl ListQuery {
@@ -169,11 +180,10 @@ impl ListQuery {
                 }
                 "active" => active = parse_bool(key, value)?,
                 "job_type" => {
-                    query.job_type = Some(
-                        value.parse().map_err(|e: crate::status::UnknownJobType| {
+                    query.job_type =
+                        Some(value.parse().map_err(|e: crate::status::UnknownJobType| {
                             ValidationError::new(key, e.to_string())
-                        })?,
-                    )
+                        })?)
                 }
                 "source_id" => query.source_id = Some(non_empty(key, value)?),
                 "folder_id" => folder_id = Some(non_empty(key, value)?),
@@ -186,10 +196,9 @@ impl ListQuery {
                     }
                 },
                 "limit" => {
-                    let n = value
-                        .trim()
-                        .parse::<i64>()
-                        .map_err(|_| ValidationError::new(key, "must be an integer between 1 and 1000"))?;
+                    let n = value.trim().parse::<i64>().map_err(|_| {
+                        ValidationError::new(key, "must be an integer between 1 and 1000")
+                    })?;
                     query.limit = Limit::new(n)?;
                 }
                 "order" => {
@@ -201,7 +210,11 @@ impl ListQuery {
                 }
                 "order_by" => {
                     if value != "created_at" {
-                        return Err(ValidationError::new(key, "the only accepted value is created_at").into());
+                        return Err(ValidationError::new(
+                            key,
+                            "the only accepted value is created_at",
+                        )
+                        .into());
                     }
                 }
                 "ascending" => ascending = Some(parse_bool(key, value)?),
@@ -271,7 +284,8 @@ mod tests {
         assert_eq!(q.limit.get(), 100);
         assert_eq!(q.order, Order::Desc);
         assert_eq!(q.statuses, None);
-        let active = ListQuery::from_pairs(Vec::<(&str, &str)>::new(), ListDefaults::ACTIVE).unwrap();
+        let active =
+            ListQuery::from_pairs(Vec::<(&str, &str)>::new(), ListDefaults::ACTIVE).unwrap();
         assert_eq!(active.limit.get(), 50);
         assert_eq!(active.order, Order::Asc);
         assert_eq!(active.statuses.map(|s| s.len()), Some(3));
@@ -280,7 +294,8 @@ mod tests {
     #[test]
     fn statuses_may_be_repeated_and_comma_separated() {
         let q = parse(&[("status", "running,failed"), ("status", "created")]).unwrap();
-        let expected: BTreeSet<_> = [JobStatus::Running, JobStatus::Failed, JobStatus::Created].into();
+        let expected: BTreeSet<_> =
+            [JobStatus::Running, JobStatus::Failed, JobStatus::Created].into();
         assert_eq!(q.statuses, Some(expected));
         assert!(parse(&[("status", "running,")]).is_err());
         assert!(parse(&[("status", "done")]).is_err());
@@ -320,7 +335,10 @@ mod tests {
     #[test]
     fn malformed_cursors_are_cursor_errors_and_other_errors_win() {
         assert!(matches!(parse(&[("before", "nope")]), Err(QueryError::InvalidCursor(_))));
-        assert!(matches!(parse(&[("before", "nope"), ("limit", "0")]), Err(QueryError::Invalid(_))));
+        assert!(matches!(
+            parse(&[("before", "nope"), ("limit", "0")]),
+            Err(QueryError::Invalid(_))
+        ));
         let id = JobId::generate().to_string();
         assert!(matches!(
             parse(&[("before", &id), ("after", &id)]),

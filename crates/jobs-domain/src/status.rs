@@ -45,12 +45,8 @@ impl JobStatus {
     pub const ACTIVE: [JobStatus; 3] = [JobStatus::Created, JobStatus::Pending, JobStatus::Running];
 
     /// The statuses that are final.
-    pub const TERMINAL: [JobStatus; 4] = [
-        JobStatus::Completed,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-        JobStatus::Expired,
-    ];
+    pub const TERMINAL: [JobStatus; 4] =
+        [JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled, JobStatus::Expired];
 
     /// The wire name (`"running"`).
     pub const fn as_str(self) -> &'static str {
@@ -100,9 +96,7 @@ impl JobStatus {
         match self {
             JobStatus::Created | JobStatus::Pending | JobStatus::Running => CancelOutcome::Cancel,
             JobStatus::Cancelled => CancelOutcome::AlreadyCancelled,
-            JobStatus::Completed | JobStatus::Failed | JobStatus::Expired => {
-                CancelOutcome::Refused
-            }
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Expired => CancelOutcome::Refused,
         }
     }
 }

@@ -13,7 +13,11 @@ pub struct Owner {
 
 impl Owner {
     /// An owner from its parts.
-    pub fn new(org_id: impl Into<String>, user_id: impl Into<String>, project_id: Option<String>) -> Self {
+    pub fn new(
+        org_id: impl Into<String>,
+        user_id: impl Into<String>,
+        project_id: Option<String>,
+    ) -> Self {
         Owner { org_id: org_id.into(), user_id: user_id.into(), project_id }
     }
 }

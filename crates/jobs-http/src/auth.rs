@@ -100,7 +100,10 @@ impl Authenticator {
         validation.leeway = 0;
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
+        required.extend(issuer.map(|_| "iss"));
+        required.extend(audience.map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         match issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -186,9 +189,8 @@ impl Caller {
             .headers()
             .get(header::AUTHORIZATION)
             .ok_or_else(|| ApiError::unauthorized("Missing Authorization: Bearer token"))?;
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("Malformed Authorization header"))?;
+        let value =
+            value.to_str().map_err(|_| ApiError::unauthorized("Malformed Authorization header"))?;
         let token = match value.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(ApiError::unauthorized("Authorization must use the Bearer scheme")),
@@ -209,11 +211,10 @@ impl Caller {
         let acting_as = match req.headers().get("user_id") {
             None => None,
             Some(value) => {
-                let user = value
-                    .to_str()
-                    .ok()
-                    .filter(|u| !u.is_empty() && u.len() <= 256)
-                    .ok_or_else(|| ApiError::validation("user_id header: must be a non-empty user id"))?;
+                let user =
+                    value.to_str().ok().filter(|u| !u.is_empty() && u.len() <= 256).ok_or_else(
+                        || ApiError::validation("user_id header: must be a non-empty user id"),
+                    )?;
                 if user == claims.sub {
                     None
                 } else if admin {

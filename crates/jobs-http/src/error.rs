@@ -88,7 +88,11 @@ impl ApiError {
 
     /// 405 `method_not_allowed`.
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed on this path")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed on this path",
+        )
     }
 
     /// 413 `payload_too_large`.
@@ -146,8 +150,7 @@ impl ResponseError for ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
-        ApiError::validation(err.to_string())
-            .with_details(json!({"field": err.field}))
+        ApiError::validation(err.to_string()).with_details(json!({"field": err.field}))
     }
 }
 
@@ -164,9 +167,8 @@ impl From<QueryError> for ApiError {
 
 impl From<TransitionError> for ApiError {
     fn from(err: TransitionError) -> Self {
-        ApiError::new(StatusCode::CONFLICT, "invalid_job_status_transition", err.to_string()).with_details(
-            json!({"current_status": err.current, "requested_status": err.requested}),
-        )
+        ApiError::new(StatusCode::CONFLICT, "invalid_job_status_transition", err.to_string())
+            .with_details(json!({"current_status": err.current, "requested_status": err.requested}))
     }
 }
 
@@ -189,7 +191,11 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Unavailable(cause) => {
                 log::warn!("database unavailable: {cause}");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Database unavailable")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Database unavailable",
+                )
             }
             StoreError::Internal(cause) => ApiError::internal(cause),
         }

@@ -30,7 +30,8 @@ where
 
 fn parse_job_id(raw: &str) -> Result<JobId, ApiError> {
     JobId::parse(raw).map_err(|e| {
-        ApiError::validation(format!("job_id: {e}")).with_details(serde_json::json!({"field": "job_id"}))
+        ApiError::validation(format!("job_id: {e}"))
+            .with_details(serde_json::json!({"field": "job_id"}))
     })
 }
 
@@ -67,7 +68,8 @@ async fn json_body<T: DeserializeOwned + Default>(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::validation(format!("could not read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::validation(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::payload_too_large(limit));
         }
@@ -80,7 +82,8 @@ async fn json_body<T: DeserializeOwned + Default>(
     if !is_json(req) {
         return Err(ApiError::unsupported_media_type());
     }
-    serde_json::from_slice(&body).map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
 }
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -93,10 +96,10 @@ fn is_json(req: &HttpRequest) -> bool {
 
 fn check_len(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
     match value {
-        Some(v) if v.is_empty() || v.len() > max => Err(ApiError::validation(format!(
-            "{field}: must be 1 to {max} bytes"
-        ))
-        .with_details(serde_json::json!({"field": field}))),
+        Some(v) if v.is_empty() || v.len() > max => {
+            Err(ApiError::validation(format!("{field}: must be 1 to {max} bytes"))
+                .with_details(serde_json::json!({"field": field})))
+        }
         _ => Ok(()),
     }
 }
@@ -290,8 +293,7 @@ pub async fn create_job(
     };
     new.validate()?;
     let owner = caller.owner(project_id);
-    let created =
-        blocking(&state, move |store| store.create(owner, new, key.as_deref())).await?;
+    let created = blocking(&state, move |store| store.create(owner, new, key.as_deref())).await?;
     let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
     Ok(HttpResponse::build(status).json(JobView::from(created.job)))
 }
@@ -326,8 +328,12 @@ pub async fn update_job(
 ) -> Result<HttpResponse, ApiError> {
     let body: UpdateJobRequest = json_body(&req, payload, state.max_body_bytes).await?;
     let id = parse_job_id(&path)?;
-    let update =
-        JobUpdate::new(body.status.map(Into::into), body.metadata, body.ttft_ns, body.total_duration_ns)?;
+    let update = JobUpdate::new(
+        body.status.map(Into::into),
+        body.metadata,
+        body.ttft_ns,
+        body.total_duration_ns,
+    )?;
     let vis = caller.visibility();
     let job = blocking(&state, move |store| store.update(&vis, id, &update)).await?;
     Ok(HttpResponse::Ok().json(JobView::from(job)))

@@ -107,10 +107,14 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
 /// Registers `/healthz` and `/readyz`.
 pub fn health_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/healthz").route(web::get().to(healthz)).default_service(web::to(method_not_allowed)),
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(web::to(method_not_allowed)),
     )
     .service(
-        web::resource("/readyz").route(web::get().to(readyz)).default_service(web::to(method_not_allowed)),
+        web::resource("/readyz")
+            .route(web::get().to(readyz))
+            .default_service(web::to(method_not_allowed)),
     );
 }
 
@@ -167,6 +171,7 @@ fn rewrite_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRe
     let error = ApiError::new(status, kind_for(status), message);
     let (req, _) = res.into_parts();
     let response: HttpResponse<BoxBody> = HttpResponse::build(status).json(error.body());
-    let res: ServiceResponse<EitherBody<B>> = ServiceResponse::new(req, response).map_into_right_body();
+    let res: ServiceResponse<EitherBody<B>> =
+        ServiceResponse::new(req, response).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }

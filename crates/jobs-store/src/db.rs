@@ -87,7 +87,10 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup 
 
 /// Opens (creating when needed) a SQLite database, applies pending migrations and returns
 /// a pool.
-pub(crate) fn open_sqlite(path: &std::path::Path, options: &PoolOptions) -> anyhow::Result<SqlitePool> {
+pub(crate) fn open_sqlite(
+    path: &std::path::Path,
+    options: &PoolOptions,
+) -> anyhow::Result<SqlitePool> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;

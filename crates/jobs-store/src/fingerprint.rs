@@ -70,7 +70,8 @@ mod tests {
         let c = request_hash(&owner, &new_job(json!({"a": 2, "b": {"c": 2, "d": 3}})));
         assert_eq!(a, b);
         assert_ne!(a, c);
-        let other_project = request_hash(&Owner::new("o", "u", Some("p".into())), &new_job(json!({})));
+        let other_project =
+            request_hash(&Owner::new("o", "u", Some("p".into())), &new_job(json!({})));
         assert_ne!(request_hash(&owner, &new_job(json!({}))), other_project);
     }
 }

@@ -121,7 +121,11 @@ impl JobRow {
             background: self.background,
             agent_id: self.agent_id,
             source_id: self.source_id,
-            owner: Owner { org_id: self.org_id, user_id: self.user_id, project_id: self.project_id },
+            owner: Owner {
+                org_id: self.org_id,
+                user_id: self.user_id,
+                project_id: self.project_id,
+            },
             callback_url: self.callback_url,
             callback_sent_at: self.callback_sent_at.map(utc),
             callback_status_code: self.callback_status_code,

@@ -1,0 +1,11 @@
+//! Black-box tests of the Jobs API over HTTP, each against a fresh server and database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod bad_input;
+mod concurrency;
+mod idempotency;
+mod lifecycle;
+mod listing;
+mod openapi;
+mod routing;
