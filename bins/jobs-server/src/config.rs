@@ -96,7 +96,8 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     /// Allow webhooks to loopback, private and link-local addresses.
     #[arg(long, env = "JOBS_WEBHOOK_ALLOW_PRIVATE", value_parser = BoolishValueParser::new(),
-        default_value = "false", num_args = 0..=1, default_missing_value = "true", global = true)]
+        default_value = "false", num_args = 0..=1, require_equals = true,
+        default_missing_value = "true", global = true)]
     pub webhook_allow_private: bool,
     /// Webhook request timeout, in milliseconds.
     #[arg(long, env = "JOBS_WEBHOOK_TIMEOUT_MS", default_value_t = 5000, global = true)]

@@ -208,14 +208,10 @@ impl ListQuery {
                         _ => return Err(ValidationError::new(key, "must be asc or desc").into()),
                     })
                 }
-                "order_by" => {
-                    if value != "created_at" {
-                        return Err(ValidationError::new(
-                            key,
-                            "the only accepted value is created_at",
-                        )
-                        .into());
-                    }
+                "order_by" if value != "created_at" => {
+                    return Err(
+                        ValidationError::new(key, "the only accepted value is created_at").into()
+                    );
                 }
                 "ascending" => ascending = Some(parse_bool(key, value)?),
                 _ => {}
