@@ -2,6 +2,8 @@
 //! fresh SQLite file, and talks HTTP to it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod db;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -12,7 +14,6 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
 pub use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 /// The HS256 secret the test servers are configured with.
 pub const SECRET: &str = "test-secret-with-enough-entropy-0123456789";
@@ -21,8 +22,8 @@ pub const SECRET: &str = "test-secret-with-enough-entropy-0123456789";
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
-    /// The database file's folder (removed on drop).
-    pub dir: TempDir,
+    /// The database (removed on drop, after the server stops).
+    pub db: db::TestDatabase,
     handle: ServerHandle,
     client: Client,
 }
@@ -102,9 +103,10 @@ impl TestServer {
 
     /// A server with settings changed by `adjust`.
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        let db = db::TestDatabase::new();
         let mut config = Config::defaults();
-        config.database_url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+        config.database_url = db.url().to_owned();
+        config.pool_size = 4;
         config.bind = "127.0.0.1:0".to_owned();
         config.jwt_secret = Some(SECRET.to_owned());
         config.jwt_public_key = None;
@@ -128,7 +130,7 @@ impl TestServer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        TestServer { base: format!("http://127.0.0.1:{port}"), dir, handle, client }
+        TestServer { base: format!("http://127.0.0.1:{port}"), db, handle, client }
     }
 
     /// A request to `path` (a path starting with `/`).
@@ -192,8 +194,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        // Sends the stop command at once; the server thread ends by itself.
-        drop(self.handle.stop(false));
+        // Stop the server (and its pool) before the database is dropped.
+        let stopped = self.handle.stop(false);
+        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(stopped)).join();
     }
 }
 

@@ -29,7 +29,8 @@ fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)>
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n")
+        .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split(' ').nth(1)?.parse().ok()?;
@@ -128,7 +129,10 @@ fn migrate_creates_the_schema_and_exits() {
     assert!(status.success());
     assert!(db.exists());
     // Twice is fine: nothing left to apply.
-    let status = command(dir.path()).args(["--database-url", &format!("sqlite://{}", db.display()), "migrate"]).status().unwrap();
+    let status = command(dir.path())
+        .args(["--database-url", &format!("sqlite://{}", db.display()), "migrate"])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -165,7 +169,13 @@ fn flags_override_the_environment() {
     let child = command(dir.path())
         .env("JOBS_BIND", "127.0.0.1:1")
         .env("JOBS_JWT_SECRET", "s")
-        .args(["--bind", &format!("127.0.0.1:{port}"), "--database-url", "sqlite://flagged.db", "serve"])
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            "sqlite://flagged.db",
+            "serve",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -1,16 +1,31 @@
-//! Database URLs, the connection pool and migrations.
+//! Database URLs, the one connection type for both backends, the pool and migrations.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
-use diesel::Connection;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 /// The SQLite migrations, compiled in.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+/// The PostgreSQL migrations, compiled in (the same names as the SQLite ones).
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Key of the PostgreSQL advisory lock that serializes migrations across replicas
+/// ("jobsmigr" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6a6f_6273_6d69_6772;
+
+/// One connection type for both databases: every query is written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// A PostgreSQL connection.
+    Postgres(PgConnection),
+    /// A SQLite connection.
+    Sqlite(SqliteConnection),
+}
 
 /// Where the jobs live, parsed from `JOBS_DATABASE_URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +62,14 @@ impl DatabaseUrl {
             Err(UrlError::UnsupportedScheme(format!("{scheme}://…")))
         }
     }
+
+    /// The backend's name, for logs and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+        }
+    }
 }
 
 /// Pool settings.
@@ -64,58 +87,115 @@ impl Default for PoolOptions {
     }
 }
 
-pub(crate) type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
-pub(crate) type SqlitePooled = PooledConnection<ConnectionManager<SqliteConnection>>;
-
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, a busy timeout
 /// so writers queue instead of failing, and `synchronous=FULL` so that an acknowledged write
 /// survives a power loss, not just a process crash.
-#[derive(Debug)]
-struct SqliteSetup;
+/// The busy timeout comes first: switching to WAL itself needs a lock when connections open
+/// together.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000;
+     PRAGMA journal_mode = WAL;
+     PRAGMA synchronous = FULL;
+     PRAGMA foreign_keys = ON;";
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA busy_timeout = 5000;
-             PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = ON;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
+/// Why a connection could not be made: the backend's own message, never hidden.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+fn connect_sqlite(path: &std::path::Path) -> Result<SqliteConnection, ConnectError> {
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| {
+        ConnectError(format!("cannot open SQLite database {}: {e}", path.display()))
+    })?;
+    conn.batch_execute(SQLITE_SETUP).map_err(|e| {
+        ConnectError(format!("cannot configure SQLite database {}: {e}", path.display()))
+    })?;
+    Ok(conn)
+}
+
+fn connect_postgres(url: &str) -> Result<PgConnection, ConnectError> {
+    let mut conn = PgConnection::establish(url)
+        .map_err(|e| ConnectError(format!("cannot connect to PostgreSQL: {e}")))?;
+    // Timestamps are written and read as UTC by the server; keep the session in UTC too.
+    conn.batch_execute("SET TIME ZONE 'UTC'")
+        .map_err(|e| ConnectError(format!("cannot configure PostgreSQL session: {e}")))?;
+    Ok(conn)
+}
+
+/// The r2d2 manager: it builds the variant the URL's scheme names, so that a failure reports
+/// the real cause (the derive's own `establish` tries every backend and hides it).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => connect_sqlite(path).map(DbConnection::Sqlite),
+            DatabaseUrl::Postgres(url) => connect_postgres(url).map(DbConnection::Postgres),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
     }
 }
 
-/// Opens (creating when needed) a SQLite database, applies pending migrations and returns
-/// a pool.
-pub(crate) fn open_sqlite(
-    path: &std::path::Path,
-    options: &PoolOptions,
-) -> anyhow::Result<SqlitePool> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
-    }
-    let url = path.to_string_lossy().into_owned();
-    // Migrate on one connection first, inside an IMMEDIATE transaction: two processes
-    // starting at once on one file take turns, and the second finds nothing to do.
-    let mut conn = SqliteConnection::establish(&url)
-        .map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))?;
-    SqliteSetup
-        .on_acquire(&mut conn)
-        .map_err(|e| anyhow::anyhow!("cannot configure SQLite database {}: {e}", path.display()))?;
-    conn.immediate_transaction(|conn| {
-        conn.run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("migrating {}: {e}", path.display()))
-    })?;
-    drop(conn);
+pub(crate) type DbPool = r2d2::Pool<Manager>;
+pub(crate) type Pooled = r2d2::PooledConnection<Manager>;
 
-    Pool::builder()
+/// Applies pending migrations. On SQLite the run holds the write lock; on PostgreSQL an
+/// advisory lock: replicas starting together take turns, and the later ones find nothing
+/// left to do.
+pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<()> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+            }
+            let mut conn = connect_sqlite(path)?;
+            conn.immediate_transaction(|conn| {
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("migrating {}: {e}", path.display()))
+            })
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = connect_postgres(url)?;
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(&mut conn)
+                .map_err(|e| anyhow::anyhow!("taking the migration lock: {e}"))?;
+            let result = conn
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("migrating PostgreSQL: {e}"));
+            // Closing the session releases the lock too; unlock explicitly all the same.
+            let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(&mut conn);
+            result
+        }
+    }
+}
+
+/// Applies migrations, then opens a pool on the database.
+pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<DbPool> {
+    migrate(url)?;
+    r2d2::Pool::builder()
         .max_size(options.max_size)
         .connection_timeout(options.connection_timeout)
-        .connection_customizer(Box::new(SqliteSetup))
-        .build(ConnectionManager::<SqliteConnection>::new(url))
-        .map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))
+        .build(Manager { url: url.clone() })
+        .map_err(|e| anyhow::anyhow!("opening the {} pool: {e}", url.backend()))
 }
 
 #[cfg(test)]
@@ -137,5 +217,18 @@ mod tests {
         assert!(DatabaseUrl::parse("mysql://u@h/db").is_err());
         assert!(DatabaseUrl::parse("jobs.db").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn a_failed_postgres_connection_reports_the_real_cause() {
+        let manager =
+            Manager { url: DatabaseUrl::Postgres("postgres://nobody@127.0.0.1:1/none".into()) };
+        let err = r2d2::ManageConnection::connect(&manager)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+        assert!(!err.contains("multiconnection"), "{err}");
+        assert!(err.to_lowercase().contains("connect"), "{err}");
     }
 }

@@ -2,12 +2,12 @@
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
-use diesel::sqlite::Sqlite;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use jobs_domain::{
     now, Job, JobId, JobUpdate, ListQuery, NewJob, Order, Owner, TransitionError, Visibility,
 };
 
-use crate::db::{self, DatabaseUrl, PoolOptions, SqlitePool, SqlitePooled};
+use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions, Pooled};
 use crate::fingerprint::request_hash;
 use crate::rows::{IdempotencyRow, JobChanges, JobRow};
 use crate::schema::{idempotency_keys, jobs};
@@ -53,7 +53,8 @@ pub struct PoolStatus {
 /// run them on a blocking thread.
 #[derive(Clone)]
 pub struct JobStore {
-    pool: SqlitePool,
+    pool: DbPool,
+    backend: &'static str,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -65,7 +66,7 @@ impl std::fmt::Debug for JobStore {
 type Key = (NaiveDateTime, String);
 
 /// The jobs one caller can see.
-fn visible(vis: &Visibility) -> jobs::BoxedQuery<'_, Sqlite> {
+fn visible(vis: &Visibility) -> jobs::BoxedQuery<'_, MultiBackend> {
     let query = jobs::table.filter(jobs::org_id.eq(&vis.org_id)).into_boxed();
     match &vis.user_id {
         Some(user) => query.filter(jobs::user_id.eq(user)),
@@ -80,7 +81,7 @@ pub(crate) fn list_query<'a>(
     q: &'a ListQuery,
     before: Option<Key>,
     after: Option<Key>,
-) -> jobs::BoxedQuery<'a, Sqlite> {
+) -> jobs::BoxedQuery<'a, MultiBackend> {
     let mut query = visible(vis);
     if let Some(statuses) = &q.statuses {
         let names: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
@@ -117,7 +118,7 @@ pub(crate) fn list_query<'a>(
     query.limit(i64::from(q.limit.get()) + 1)
 }
 
-fn find(conn: &mut SqlitePooled, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
+fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
     Ok(visible(vis)
         .filter(jobs::id.eq(id.to_string()))
         .select(JobRow::as_select())
@@ -125,18 +126,45 @@ fn find(conn: &mut SqlitePooled, vis: &Visibility, id: JobId) -> StoreResult<Opt
         .optional()?)
 }
 
+/// One page of visible jobs on a given connection (shared by `list` and the plan tests).
+fn list_on(conn: &mut DbConnection, vis: &Visibility, q: &ListQuery) -> StoreResult<Page> {
+    let mut cursor = |id: Option<JobId>, name: &str| -> StoreResult<Option<Key>> {
+        let Some(id) = id else { return Ok(None) };
+        let row = find(conn, vis, id)?.ok_or_else(|| {
+            StoreError::InvalidCursor(format!("{name}: {id} is not one of your jobs"))
+        })?;
+        Ok(Some((row.created_at, row.id)))
+    };
+    let before = cursor(q.before, "before")?;
+    let after = cursor(q.after, "after")?;
+    if let (Some(b), Some(a)) = (&before, &after) {
+        if b <= a {
+            return Err(StoreError::InvalidCursor("before must be newer than after".into()));
+        }
+    }
+    if q.statuses.as_ref().is_some_and(|s| s.is_empty()) {
+        return Ok(Page { jobs: Vec::new(), has_more: false });
+    }
+    let mut rows: Vec<JobRow> =
+        list_query(vis, q, before, after).select(JobRow::as_select()).load(conn)?;
+    let has_more = rows.len() > usize::from(q.limit.get());
+    rows.truncate(usize::from(q.limit.get()));
+    let jobs = rows.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page { jobs, has_more })
+}
+
 impl JobStore {
     /// Opens the database, applying pending migrations.
     pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<JobStore> {
-        match url {
-            DatabaseUrl::Sqlite(path) => Ok(JobStore { pool: db::open_sqlite(path, options)? }),
-            DatabaseUrl::Postgres(_) => {
-                anyhow::bail!("PostgreSQL is not supported by this build yet; use sqlite://PATH")
-            }
-        }
+        Ok(JobStore { pool: db::open(url, options)?, backend: url.backend() })
     }
 
-    fn conn(&self) -> StoreResult<SqlitePooled> {
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    fn conn(&self) -> StoreResult<Pooled> {
         Ok(self.pool.get()?)
     }
 
@@ -162,53 +190,65 @@ impl JobStore {
     /// a different request is [`StoreError::IdempotencyMismatch`].
     pub fn create(&self, owner: Owner, new: NewJob, key: Option<&str>) -> StoreResult<Created> {
         let mut conn = self.conn()?;
-        let at = now();
         let Some(key) = key else {
-            let job = Job::create(JobId::generate(), owner, new, at);
+            let job = Job::create(JobId::generate(), owner, new, now());
             diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
             return Ok(Created { job, replayed: false });
         };
         let hash = request_hash(&owner, &new);
-        // IMMEDIATE: the key check and the inserts happen under the write lock, so two
-        // requests with one key cannot both miss the key and both create a job.
-        conn.immediate_transaction(|conn| {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let job = Job::create(JobId::generate(), owner.clone(), new.clone(), now());
+            let key_row = IdempotencyRow {
+                org_id: owner.org_id.clone(),
+                user_id: owner.user_id.clone(),
+                key: key.to_owned(),
+                request_hash: hash.clone(),
+                job_id: job.id.to_string(),
+                created_at: job.created_at.naive_utc(),
+            };
+            // The key is claimed first, by an INSERT that the primary key makes exclusive:
+            // of two requests with one key, one inserts and the other waits for it, then
+            // fails and replays the winner's job. Starting with a write also means SQLite
+            // takes its write lock up front, so the busy timeout applies.
+            let inserted = conn.transaction(|conn| {
+                diesel::insert_into(idempotency_keys::table).values(&key_row).execute(conn)?;
+                diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
+                Ok::<_, DieselError>(())
+            });
+            match inserted {
+                Ok(()) => return Ok(Created { job, replayed: false }),
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                Err(other) => return Err(other.into()),
+            }
             let existing: Option<IdempotencyRow> = idempotency_keys::table
                 .find((&owner.org_id, &owner.user_id, key))
                 .select(IdempotencyRow::as_select())
-                .first(conn)
+                .first(&mut conn)
                 .optional()?;
-            if let Some(row) = existing {
-                if row.created_at > (at - IDEMPOTENCY_WINDOW).naive_utc() {
-                    if row.request_hash != hash {
-                        return Err(StoreError::IdempotencyMismatch);
-                    }
-                    let first: Option<JobRow> = jobs::table
-                        .find(&row.job_id)
-                        .select(JobRow::as_select())
-                        .first(conn)
-                        .optional()?;
-                    if let Some(first) = first {
-                        return Ok(Created { job: first.into_job()?, replayed: true });
-                    }
+            let Some(existing) = existing else { continue };
+            if existing.created_at > (now() - IDEMPOTENCY_WINDOW).naive_utc() {
+                if existing.request_hash != hash {
+                    return Err(StoreError::IdempotencyMismatch);
                 }
-                // Expired, or its job was deleted: the key starts afresh.
-                diesel::delete(idempotency_keys::table.find((&owner.org_id, &owner.user_id, key)))
-                    .execute(conn)?;
+                let first: Option<JobRow> = jobs::table
+                    .find(&existing.job_id)
+                    .select(JobRow::as_select())
+                    .first(&mut conn)
+                    .optional()?;
+                if let Some(first) = first {
+                    return Ok(Created { job: first.into_job()?, replayed: true });
+                }
             }
-            let job = Job::create(JobId::generate(), owner.clone(), new.clone(), at);
-            diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
-            diesel::insert_into(idempotency_keys::table)
-                .values(IdempotencyRow {
-                    org_id: owner.org_id.clone(),
-                    user_id: owner.user_id.clone(),
-                    key: key.to_owned(),
-                    request_hash: hash.clone(),
-                    job_id: job.id.to_string(),
-                    created_at: at.naive_utc(),
-                })
-                .execute(conn)?;
-            Ok(Created { job, replayed: false })
-        })
+            // Expired, or its job was deleted: the key starts afresh. Only this exact claim
+            // is removed, so a racing request's fresh claim is never lost.
+            diesel::delete(
+                idempotency_keys::table
+                    .find((&owner.org_id, &owner.user_id, key))
+                    .filter(idempotency_keys::job_id.eq(&existing.job_id)),
+            )
+            .execute(&mut conn)?;
+        }
+        Err(StoreError::Unavailable(format!("idempotency key '{key}' is contended")))
     }
 
     /// One visible job.
@@ -219,30 +259,7 @@ impl JobStore {
 
     /// One page of visible jobs, keyset-paginated on (`created_at`, `id`).
     pub fn list(&self, vis: &Visibility, q: &ListQuery) -> StoreResult<Page> {
-        let mut conn = self.conn()?;
-        let mut cursor = |id: Option<JobId>, name: &str| -> StoreResult<Option<Key>> {
-            let Some(id) = id else { return Ok(None) };
-            let row = find(&mut conn, vis, id)?.ok_or_else(|| {
-                StoreError::InvalidCursor(format!("{name}: {id} is not one of your jobs"))
-            })?;
-            Ok(Some((row.created_at, row.id)))
-        };
-        let before = cursor(q.before, "before")?;
-        let after = cursor(q.after, "after")?;
-        if let (Some(b), Some(a)) = (&before, &after) {
-            if b <= a {
-                return Err(StoreError::InvalidCursor("before must be newer than after".into()));
-            }
-        }
-        if q.statuses.as_ref().is_some_and(|s| s.is_empty()) {
-            return Ok(Page { jobs: Vec::new(), has_more: false });
-        }
-        let mut rows: Vec<JobRow> =
-            list_query(vis, q, before, after).select(JobRow::as_select()).load(&mut conn)?;
-        let has_more = rows.len() > usize::from(q.limit.get());
-        rows.truncate(usize::from(q.limit.get()));
-        let jobs = rows.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page { jobs, has_more })
+        list_on(&mut *self.conn()?, vis, q)
     }
 
     /// Applies a worker's update with compare-and-set.
@@ -306,7 +323,10 @@ impl JobStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
     use diesel::sql_types::Text;
     use jobs_domain::{ListDefaults, ListQuery};
 
@@ -323,11 +343,25 @@ mod tests {
         (dir, store)
     }
 
-    fn plan(store: &JobStore, sql: &str) -> Vec<String> {
-        let mut conn = store.conn().unwrap();
-        let sql = sql.split("-- binds").next().unwrap();
+    /// Runs `f` on a connection and returns the SQL it sent, as diesel sent it.
+    fn captured_sql(conn: &mut DbConnection, f: impl FnOnce(&mut DbConnection)) -> Vec<String> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                let sql = query.to_string();
+                sink.lock().unwrap().push(sql.split("-- binds").next().unwrap_or("").to_owned());
+            }
+        });
+        f(conn);
+        conn.set_instrumentation(Option::<Box<dyn Instrumentation>>::None);
+        let sql = seen.lock().unwrap().clone();
+        sql
+    }
+
+    fn plan(conn: &mut DbConnection, sql: &str) -> Vec<String> {
         diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .load::<PlanLine>(&mut conn)
+            .load::<PlanLine>(conn)
             .unwrap()
             .into_iter()
             .map(|l| l.detail)
@@ -347,10 +381,18 @@ mod tests {
     #[test]
     fn the_list_queries_seek_an_index_instead_of_scanning_the_table() {
         let (_dir, store) = store();
-        let key = Some((now().naive_utc(), JobId::generate().to_string()));
+        let owner = Owner::new("org", "ann", Some("p".into()));
+        let a = store.create(owner.clone(), NewJob::default(), None).unwrap().job.id.to_string();
+        let b = store.create(owner, NewJob::default(), None).unwrap().job.id.to_string();
         let user = Visibility::user("org", "ann");
         let org = Visibility::organization("org");
-        let cases: &[&[(&str, &str)]] = &[
+        let cursors = [
+            vec![],
+            vec![("before", b.clone())],
+            vec![("after", a.clone())],
+            vec![("after", a), ("before", b)],
+        ];
+        let filters: &[&[(&str, &str)]] = &[
             &[],
             &[("order", "asc")],
             &[("status", "running")],
@@ -360,28 +402,47 @@ mod tests {
             &[("folder_id", "src-1")],
             &[("agent_id", "agent-1")],
         ];
-        for pairs in cases {
-            let q = ListQuery::from_pairs(pairs.iter().copied(), ListDefaults::LIST).unwrap();
-            for vis in [&user, &org] {
-                for (before, after) in [(None, None), (key.clone(), None), (None, key.clone())] {
-                    let sql = diesel::debug_query::<Sqlite, _>(&list_query(vis, &q, before, after))
-                        .to_string();
-                    assert_indexed(&plan(&store, &sql), &format!("{pairs:?} {vis:?}"));
+        let mut conn = store.conn().unwrap();
+        let mut checked = 0;
+        for filter in filters {
+            for cursor in &cursors {
+                let pairs = filter
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .chain(cursor.iter().map(|(k, v)| (k.to_string(), v.clone())));
+                let mut q = ListQuery::from_pairs(pairs, ListDefaults::LIST).unwrap();
+                for project in [None, Some("p".to_owned())] {
+                    q.project_id = project;
+                    for vis in [&user, &org] {
+                        let sql = captured_sql(&mut conn, |c| {
+                            list_on(c, vis, &q).unwrap();
+                        });
+                        for statement in &sql {
+                            assert_indexed(
+                                &plan(&mut conn, statement),
+                                &format!("{filter:?} {cursor:?} {vis:?}"),
+                            );
+                            checked += 1;
+                        }
+                    }
                 }
             }
         }
-        let mut q = ListQuery::new(ListDefaults::LIST);
-        q.project_id = Some("p".into());
-        let sql = diesel::debug_query::<Sqlite, _>(&list_query(&user, &q, key, None)).to_string();
-        assert_indexed(&plan(&store, &sql), "project");
+        assert!(checked >= 128, "only {checked} statements checked");
     }
 
     #[test]
     fn getting_one_job_seeks_the_primary_key() {
         let (_dir, store) = store();
-        let vis = Visibility::user("org", "ann");
-        let query = visible(&vis).filter(jobs::id.eq("job-x")).select(JobRow::as_select()).limit(1);
-        let sql = diesel::debug_query::<Sqlite, _>(&query).to_string();
-        assert_indexed(&plan(&store, &sql), "get");
+        let id =
+            store.create(Owner::new("org", "ann", None), NewJob::default(), None).unwrap().job.id;
+        let mut conn = store.conn().unwrap();
+        for vis in [Visibility::user("org", "ann"), Visibility::organization("org")] {
+            let sql = captured_sql(&mut conn, |c| {
+                find(c, &vis, id).unwrap().unwrap();
+            });
+            assert_eq!(sql.len(), 1);
+            assert_indexed(&plan(&mut conn, &sql[0]), "get");
+        }
     }
 }

@@ -1,0 +1,107 @@
+//! A fresh database for each test: a temp SQLite file by default, or a new PostgreSQL
+//! database when `JOBS_TEST_DATABASE_URL` names a PostgreSQL server.
+//!
+//! `JOBS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres cargo test --workspace`
+//! runs the whole suite on PostgreSQL: each test creates its own database through that URL
+//! and drops it afterwards. If the server cannot be reached the test fails: it never falls
+//! back to SQLite.
+//!
+//! This file is also compiled into the `jobs-server` process tests (with `#[path]`), so it
+//! depends on nothing but diesel, tempfile, url and uuid.
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+/// The environment variable that switches the suite to PostgreSQL.
+pub const DATABASE_ENV: &str = "JOBS_TEST_DATABASE_URL";
+
+/// A database that lives as long as the value.
+pub enum TestDatabase {
+    /// A SQLite file in a temp folder.
+    Sqlite {
+        /// The folder (removed on drop).
+        dir: tempfile::TempDir,
+        /// `sqlite://…/jobs.db`
+        url: String,
+    },
+    /// A database created on the PostgreSQL server for this test.
+    Postgres {
+        /// The server's maintenance URL.
+        admin_url: String,
+        /// The database's name.
+        name: String,
+        /// `postgres://…/name`
+        url: String,
+    },
+}
+
+impl TestDatabase {
+    /// A new, empty database of the configured kind.
+    pub fn new() -> TestDatabase {
+        match std::env::var(DATABASE_ENV) {
+            Ok(admin_url) if !admin_url.is_empty() => TestDatabase::postgres(&admin_url),
+            _ => TestDatabase::sqlite(),
+        }
+    }
+
+    /// A new SQLite file.
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+        TestDatabase::Sqlite { dir, url }
+    }
+
+    /// A new PostgreSQL database on the server at `admin_url`.
+    pub fn postgres(admin_url: &str) -> TestDatabase {
+        let name = format!("jobs_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(admin_url).unwrap_or_else(|e| {
+            panic!("{DATABASE_ENV} is set but PostgreSQL is not reachable at {admin_url}: {e}")
+        });
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0"))
+            .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+        let mut url = url::Url::parse(admin_url).expect("a postgres:// URL");
+        url.set_path(&name);
+        TestDatabase::Postgres { admin_url: admin_url.to_owned(), name, url: url.to_string() }
+    }
+
+    /// The `JOBS_DATABASE_URL` for the server under test.
+    pub fn url(&self) -> &str {
+        match self {
+            TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            TestDatabase::Sqlite { .. } => "sqlite",
+            TestDatabase::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// A folder for the test's other files.
+    pub fn scratch(&self) -> Option<&std::path::Path> {
+        match self {
+            TestDatabase::Sqlite { dir, .. } => Some(dir.path()),
+            TestDatabase::Postgres { .. } => None,
+        }
+    }
+}
+
+impl Default for TestDatabase {
+    fn default() -> Self {
+        TestDatabase::new()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { admin_url, name, .. } = self {
+            if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
