@@ -20,7 +20,7 @@ pub enum TestDatabase {
     /// A SQLite file in a temp folder.
     Sqlite {
         /// The folder (removed on drop).
-        dir: tempfile::TempDir,
+        _dir: tempfile::TempDir,
         /// `sqlite://…/jobs.db`
         url: String,
     },
@@ -48,7 +48,7 @@ impl TestDatabase {
     pub fn sqlite() -> TestDatabase {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
-        TestDatabase::Sqlite { dir, url }
+        TestDatabase::Sqlite { _dir: dir, url }
     }
 
     /// A new PostgreSQL database on the server at `admin_url`.
@@ -77,14 +77,6 @@ impl TestDatabase {
         match self {
             TestDatabase::Sqlite { .. } => "sqlite",
             TestDatabase::Postgres { .. } => "postgres",
-        }
-    }
-
-    /// A folder for the test's other files.
-    pub fn scratch(&self) -> Option<&std::path::Path> {
-        match self {
-            TestDatabase::Sqlite { dir, .. } => Some(dir.path()),
-            TestDatabase::Postgres { .. } => None,
         }
     }
 }
