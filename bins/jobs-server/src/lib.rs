@@ -2,27 +2,35 @@
 //! and the black-box tests start exactly the same thing.
 
 pub mod config;
+pub mod sweeper;
+pub mod webhooks;
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, Logger};
+use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{bail, Context};
 use jobs_http::auth::{mint_hs256, Claims};
-use jobs_http::{ApiDoc, AppState, Authenticator, KeySource};
+use jobs_http::{ApiDoc, AppState, Authenticator, KeySource, Metrics};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
 use rand::RngCore;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::{Cli, Command, Config};
+use sweeper::SweeperSettings;
+use webhooks::{Dispatcher, Signer, WebhookSettings};
 
 /// A server that is bound and connected to its database, ready to run.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     workers: Option<usize>,
+    webhooks: WebhookSettings,
+    sweeper: SweeperSettings,
     /// When no secret was configured: the secret generated for this run and a token for it.
     pub generated_token: Option<String>,
 }
@@ -80,6 +88,22 @@ fn authenticator(config: &Config) -> anyhow::Result<(Authenticator, Option<Strin
     Ok((auth.map_err(anyhow::Error::msg)?, token))
 }
 
+/// Webhook delivery settings from the configuration.
+fn webhook_settings(config: &Config) -> anyhow::Result<WebhookSettings> {
+    anyhow::ensure!(config.webhook_timeout_ms > 0, "JOBS_WEBHOOK_TIMEOUT_MS must be at least 1");
+    anyhow::ensure!(
+        config.webhook_max_attempts > 0,
+        "JOBS_WEBHOOK_MAX_ATTEMPTS must be at least 1"
+    );
+    Ok(WebhookSettings {
+        signer: config.webhook_secret.as_deref().map(Signer::from_secret).transpose()?,
+        allow_private: config.webhook_allow_private,
+        timeout: Duration::from_millis(config.webhook_timeout_ms),
+        max_attempts: config.webhook_max_attempts,
+        retry_base: Duration::from_millis(config.webhook_retry_base_ms),
+    })
+}
+
 /// Mints an HS256 token with the configured issuer and audience.
 pub fn mint(
     secret: &[u8],
@@ -108,13 +132,25 @@ impl Application {
     /// until [`Application::run`].
     pub fn build(config: &Config) -> anyhow::Result<Application> {
         let (auth, generated_token) = authenticator(config)?;
-        let store = open_store(config)?;
+        let webhooks = webhook_settings(config)?;
+        let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+        let store = open_store(config)?.with_observer(metrics.clone());
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         Ok(Application {
             listener,
-            state: AppState { store, auth, max_body_bytes: config.max_body_bytes },
+            state: AppState {
+                store,
+                auth,
+                max_body_bytes: config.max_body_bytes,
+                metrics,
+                webhook_allow_private: config.webhook_allow_private,
+            },
             workers: config.workers,
+            webhooks,
+            sweeper: SweeperSettings {
+                retention: config.retention_days.map(|d| chrono::TimeDelta::days(i64::from(d))),
+            },
             generated_token,
         })
     }
@@ -124,9 +160,18 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Starts serving; must be called inside an actix (tokio) runtime. The server stops
-    /// gracefully on SIGTERM or SIGINT, finishing in-flight requests.
+    /// Starts serving, with the expiry sweeper and the webhook dispatcher beside the
+    /// server; must be called inside an actix (tokio) runtime. The server stops gracefully
+    /// on SIGTERM or SIGINT, finishing in-flight requests.
     pub fn run(self) -> anyhow::Result<Server> {
+        let dispatcher =
+            Dispatcher::new(self.state.store.clone(), self.webhooks, self.state.metrics.clone())?;
+        actix_web::rt::spawn(dispatcher.run());
+        actix_web::rt::spawn(sweeper::run(
+            self.state.store.clone(),
+            self.state.metrics.clone(),
+            self.sweeper,
+        ));
         let state = web::Data::new(self.state);
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
@@ -134,9 +179,7 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(jobs_http::error_fallback())
                 .wrap(Compress::default())
-                .wrap(Logger::new(
-                    "%a \"%r\" %s %b %T \"%{User-Agent}i\" \"%{X-Stainless-Package-Version}i\"",
-                ))
+                .wrap(from_fn(jobs_http::metrics::observe))
                 .configure(jobs_http::job_routes)
                 .configure(jobs_http::health_routes)
                 .service(web::resource("/docs").route(web::get().to(|| async {

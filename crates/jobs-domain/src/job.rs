@@ -233,6 +233,19 @@ impl Job {
         }
     }
 
+    /// The job moved to `expired` if it is running past its timeout at `at`; `None` when
+    /// it is not (it finished, or its time is not up).
+    pub fn expire(&self, at: DateTime<Utc>) -> Option<Job> {
+        if self.expires_at().is_some_and(|deadline| deadline <= at) {
+            let mut job = self.clone();
+            job.enter(JobStatus::Expired, at);
+            job.updated_at = at;
+            Some(job)
+        } else {
+            None
+        }
+    }
+
     /// When a running job with a timeout is due to expire.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         match (self.status, self.started_at, self.timeout_seconds) {
@@ -384,6 +397,23 @@ mod tests {
         assert_eq!(cancelled.status, JobStatus::Cancelled);
         assert_eq!(cancelled.completed_at, Some(t));
         assert_eq!(cancelled.cancel(now()), Ok(None));
+    }
+
+    #[test]
+    fn a_running_job_expires_only_after_its_timeout() {
+        let t0 = now();
+        let mut running = job();
+        running.status = JobStatus::Running;
+        running.started_at = Some(t0);
+        running.timeout_seconds = Some(10);
+        assert_eq!(running.expire(t0 + chrono::TimeDelta::seconds(9)), None);
+        let expired = running.expire(t0 + chrono::TimeDelta::seconds(10)).unwrap();
+        assert_eq!(expired.status, JobStatus::Expired);
+        assert_eq!(expired.total_duration_ns, Some(10_000_000_000));
+        assert!(expired.completed_at.is_some());
+        assert_eq!(expired.expire(t0 + chrono::TimeDelta::days(1)), None);
+        running.timeout_seconds = None;
+        assert_eq!(running.expire(t0 + chrono::TimeDelta::days(1)), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use jobs_domain::{Owner, Visibility};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -226,6 +226,7 @@ impl Caller {
                 }
             }
         };
+        req.extensions_mut().insert(crate::metrics::RequestUser(claims.sub.clone()));
         Ok(Caller {
             org_id: claims.org.unwrap_or_else(|| DEFAULT_ORG.to_owned()),
             subject: claims.sub,

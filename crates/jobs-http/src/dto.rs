@@ -85,6 +85,31 @@ impl From<JobType> for JobTypeDto {
     }
 }
 
+/// Timestamps always carry six fractional digits and a `Z`
+/// (`2026-11-28T20:49:56.504500Z`), so clients may parse them at a fixed width.
+mod rfc3339_micros {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            at: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
 /// A job.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct JobView {
@@ -94,10 +119,13 @@ pub struct JobView {
     /// Lifecycle status.
     pub status: JobStatusDto,
     /// When the job was created (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// When the job last changed (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// When the job entered a terminal status.
+    #[serde(serialize_with = "rfc3339_micros::option::serialize")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Free-form metadata; `progress` (0..1) is conventional.
     #[schema(value_type = Object)]
@@ -117,6 +145,7 @@ pub struct JobView {
     /// Completion webhook target.
     pub callback_url: Option<String>,
     /// When the last webhook delivery was attempted.
+    #[serde(serialize_with = "rfc3339_micros::option::serialize")]
     pub callback_sent_at: Option<DateTime<Utc>>,
     /// HTTP status of the last delivery attempt.
     pub callback_status_code: Option<i32>,

@@ -8,10 +8,12 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 mod routes;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
 pub use error::{ApiError, ErrorBody};
+pub use metrics::Metrics;
 pub use routes::{
     error_fallback, health_routes, job_routes, method_not_allowed, not_found, ApiDoc,
 };
@@ -28,4 +30,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Request bodies larger than this are 413.
     pub max_body_bytes: usize,
+    /// What `/metrics` reports.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// Webhook targets on loopback, private and link-local addresses are allowed.
+    pub webhook_allow_private: bool,
 }

@@ -104,9 +104,14 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Registers `/healthz` and `/readyz`.
+/// Registers `/healthz`, `/readyz` and `/metrics`.
 pub fn health_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(crate::metrics::metrics))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/healthz")
             .route(web::get().to(healthz))
             .default_service(web::to(method_not_allowed)),

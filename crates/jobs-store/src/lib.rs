@@ -8,10 +8,13 @@
 mod db;
 mod error;
 mod fingerprint;
+mod maintenance;
+mod outbox;
 mod rows;
 mod schema;
 mod store;
 
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{StoreError, StoreResult};
-pub use store::{Created, JobStore, Page, PoolStatus, IDEMPOTENCY_WINDOW};
+pub use outbox::{Attempt, Delivery, NextStep};
+pub use store::{Created, JobStore, Page, PoolStatus, StoreObserver, IDEMPOTENCY_WINDOW};

@@ -40,3 +40,22 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(jobs, idempotency_keys);
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        job_id -> Text,
+        url -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(jobs, webhook_deliveries);

@@ -3,12 +3,16 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::sync::Arc;
+
 use jobs_domain::{
-    now, Job, JobId, JobUpdate, ListQuery, NewJob, Order, Owner, TransitionError, Visibility,
+    now, Job, JobId, JobStatus, JobUpdate, ListQuery, NewJob, Order, Owner, TransitionError,
+    Visibility,
 };
 
 use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions, Pooled};
 use crate::fingerprint::request_hash;
+use crate::outbox;
 use crate::rows::{IdempotencyRow, JobChanges, JobRow};
 use crate::schema::{idempotency_keys, jobs};
 use crate::{StoreError, StoreResult};
@@ -18,7 +22,25 @@ pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
 /// How many times a compare-and-set is retried after losing a race before giving up.
 /// Each retry re-reads the job, so a lost race normally ends in a 409 on the second try.
-const MAX_CAS_ATTEMPTS: usize = 64;
+pub(crate) const MAX_CAS_ATTEMPTS: usize = 64;
+
+/// Told about what the store did, for metrics. Every method defaults to doing nothing.
+pub trait StoreObserver: Send + Sync {
+    /// A job was created.
+    fn job_created(&self) {}
+    /// A job moved from one status to another (by a worker, a cancel or expiry).
+    fn job_transitioned(&self, _from: JobStatus, _to: JobStatus) {}
+}
+
+struct NoObserver;
+impl StoreObserver for NoObserver {}
+
+/// Which jobs a change may touch: a caller's, or any (for the server's own sweeps).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reach<'a> {
+    Caller(&'a Visibility),
+    Any,
+}
 
 /// The outcome of a create.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +77,7 @@ pub struct PoolStatus {
 pub struct JobStore {
     pool: DbPool,
     backend: &'static str,
+    observer: Arc<dyn StoreObserver>,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -126,6 +149,66 @@ fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Opt
         .optional()?)
 }
 
+fn find_in(conn: &mut DbConnection, reach: Reach<'_>, id: JobId) -> StoreResult<Option<JobRow>> {
+    match reach {
+        Reach::Caller(vis) => find(conn, vis, id),
+        Reach::Any => Ok(jobs::table
+            .find(id.to_string())
+            .select(JobRow::as_select())
+            .first(conn)
+            .optional()?),
+    }
+}
+
+/// A change that was applied, or found unnecessary.
+pub(crate) struct Changed {
+    pub job: Job,
+    pub from: Option<JobStatus>,
+}
+
+/// Reads the job, computes its next state, and writes it only if nobody changed the job in
+/// between (its `version` is unchanged); otherwise reads again. The status change and the
+/// webhook event it causes are written in one transaction.
+pub(crate) fn change_on(
+    conn: &mut DbConnection,
+    observer: &dyn StoreObserver,
+    reach: Reach<'_>,
+    id: JobId,
+    next: impl Fn(&Job) -> Result<Option<Job>, TransitionError>,
+) -> StoreResult<Changed> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let row = find_in(conn, reach, id)?.ok_or(StoreError::NotFound)?;
+        let version = row.version;
+        let current = row.into_job()?;
+        let Some(changed) = next(&current)? else {
+            return Ok(Changed { job: current, from: None });
+        };
+        let event = (changed.status != current.status)
+            .then(|| jobs_domain::callback::completion_event(&changed))
+            .flatten();
+        let written = conn.transaction(|conn| {
+            let written = diesel::update(
+                jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
+            )
+            .set(JobChanges::from_job(&changed, version + 1))
+            .execute(conn)?;
+            if written == 1 {
+                if let (Some(event), Some(url)) = (&event, &changed.callback_url) {
+                    outbox::enqueue(conn, &changed, url, event)?;
+                }
+            }
+            Ok::<_, StoreError>(written)
+        })?;
+        if written == 1 {
+            if changed.status != current.status {
+                observer.job_transitioned(current.status, changed.status);
+            }
+            return Ok(Changed { job: changed, from: Some(current.status) });
+        }
+    }
+    Err(StoreError::Unavailable(format!("job {id} is changing too fast to update")))
+}
+
 /// One page of visible jobs on a given connection (shared by `list` and the plan tests).
 fn list_on(conn: &mut DbConnection, vis: &Visibility, q: &ListQuery) -> StoreResult<Page> {
     let mut cursor = |id: Option<JobId>, name: &str| -> StoreResult<Option<Key>> {
@@ -156,7 +239,21 @@ fn list_on(conn: &mut DbConnection, vis: &Visibility, q: &ListQuery) -> StoreRes
 impl JobStore {
     /// Opens the database, applying pending migrations.
     pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<JobStore> {
-        Ok(JobStore { pool: db::open(url, options)?, backend: url.backend() })
+        Ok(JobStore {
+            pool: db::open(url, options)?,
+            backend: url.backend(),
+            observer: Arc::new(NoObserver),
+        })
+    }
+
+    /// The same store, reporting what it does to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn StoreObserver>) -> JobStore {
+        self.observer = observer;
+        self
+    }
+
+    pub(crate) fn observer(&self) -> &dyn StoreObserver {
+        &*self.observer
     }
 
     /// `sqlite` or `postgres`.
@@ -164,7 +261,7 @@ impl JobStore {
         self.backend
     }
 
-    fn conn(&self) -> StoreResult<Pooled> {
+    pub(crate) fn conn(&self) -> StoreResult<Pooled> {
         Ok(self.pool.get()?)
     }
 
@@ -193,6 +290,7 @@ impl JobStore {
         let Some(key) = key else {
             let job = Job::create(JobId::generate(), owner, new, now());
             diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
+            self.observer.job_created();
             return Ok(Created { job, replayed: false });
         };
         let hash = request_hash(&owner, &new);
@@ -216,7 +314,10 @@ impl JobStore {
                 Ok::<_, DieselError>(())
             });
             match inserted {
-                Ok(()) => return Ok(Created { job, replayed: false }),
+                Ok(()) => {
+                    self.observer.job_created();
+                    return Ok(Created { job, replayed: false });
+                }
                 Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
                 Err(other) => return Err(other.into()),
             }
@@ -264,39 +365,17 @@ impl JobStore {
 
     /// Applies a worker's update with compare-and-set.
     pub fn update(&self, vis: &Visibility, id: JobId, update: &JobUpdate) -> StoreResult<Job> {
-        self.change(vis, id, |job| job.apply_update(update, now()).map(Some))
+        let mut conn = self.conn()?;
+        let next = |job: &Job| job.apply_update(update, now()).map(Some);
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, next)?.job)
     }
 
     /// Cancels a job (SPEC §3): active jobs become `cancelled`, a cancelled job is returned
     /// unchanged, a finished one is a transition error.
     pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
-        self.change(vis, id, |job| job.cancel(now()))
-    }
-
-    /// Reads the job, computes its next state, and writes it only if nobody changed the job
-    /// in between (its `version` is unchanged); otherwise reads again.
-    fn change(
-        &self,
-        vis: &Visibility,
-        id: JobId,
-        next: impl Fn(&Job) -> Result<Option<Job>, TransitionError>,
-    ) -> StoreResult<Job> {
         let mut conn = self.conn()?;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let row = find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?;
-            let version = row.version;
-            let current = row.into_job()?;
-            let Some(changed) = next(&current)? else { return Ok(current) };
-            let written = diesel::update(
-                jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
-            )
-            .set(JobChanges::from_job(&changed, version + 1))
-            .execute(&mut conn)?;
-            if written == 1 {
-                return Ok(changed);
-            }
-        }
-        Err(StoreError::Unavailable(format!("job {id} is changing too fast to update")))
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, |job| job.cancel(now()))?
+            .job)
     }
 
     /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].

@@ -15,10 +15,14 @@ const ALLOWED: [(&str, &str); 6] = [
     ("running", "expired"),
 ];
 
+/// RFC 3339, UTC with `Z`, six fractional digits: `2026-11-28T20:49:56.504500Z`.
 fn is_rfc3339_utc(value: &Value) -> bool {
-    value
-        .as_str()
-        .is_some_and(|s| s.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(s).is_ok())
+    value.as_str().is_some_and(|s| {
+        s.len() == 27
+            && s.ends_with('Z')
+            && s.as_bytes()[19] == b'.'
+            && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+    })
 }
 
 #[test]

@@ -1,0 +1,101 @@
+//! The maintenance loop: expires overdue jobs every second, and every minute purges
+//! idempotency keys past their window and (with retention set) old finished jobs.
+//! Every step works in bounded batches on a blocking thread, so request traffic never
+//! waits behind it; every replica may run it at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobs_http::Metrics;
+use jobs_store::{JobStore, StoreResult, IDEMPOTENCY_WINDOW};
+
+const TICK: Duration = Duration::from_secs(1);
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+const EXPIRE_BATCH: i64 = 500;
+const PURGE_BATCH: i64 = 500;
+
+/// What the sweeper does.
+#[derive(Clone, Debug)]
+pub struct SweeperSettings {
+    /// Finished jobs older than this are purged; `None` keeps them forever.
+    pub retention: Option<chrono::TimeDelta>,
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &JobStore,
+    f: impl FnOnce(&JobStore) -> StoreResult<T> + Send + 'static,
+) -> Option<T> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(err)) => {
+            log::warn!(target: "jobs::sweeper", "{err}");
+            None
+        }
+        Err(err) => {
+            log::error!(target: "jobs::sweeper", "sweep task failed: {err}");
+            None
+        }
+    }
+}
+
+/// Repeats `step` while it fills whole batches, yielding between batches.
+async fn drain(
+    store: &JobStore,
+    batch: i64,
+    step: fn(&JobStore, i64) -> StoreResult<usize>,
+) -> usize {
+    let mut total = 0;
+    loop {
+        let Some(n) = blocking(store, move |s| step(s, batch)).await else { return total };
+        total += n;
+        if (n as i64) < batch {
+            return total;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs until the process stops.
+pub async fn run(store: JobStore, metrics: Arc<Metrics>, settings: SweeperSettings) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        let expired = drain(&store, EXPIRE_BATCH, |s, n| s.expire_due(n)).await;
+        if expired > 0 {
+            metrics.jobs_expired(expired);
+            log::info!(target: "jobs::sweeper", "expired {expired} overdue jobs");
+        }
+        if last_purge.is_some_and(|at| at.elapsed() < PURGE_EVERY) {
+            continue;
+        }
+        last_purge = Some(Instant::now());
+        drain(&store, PURGE_BATCH, |s, n| {
+            s.purge_idempotency_keys_before(jobs_domain::now() - IDEMPOTENCY_WINDOW, n)
+        })
+        .await;
+        if let Some(retention) = settings.retention {
+            // A fn pointer cannot capture the retention, so compute the cutoff per batch.
+            let mut purged = 0;
+            loop {
+                let cutoff = jobs_domain::now() - retention;
+                let Some(n) =
+                    blocking(&store, move |s| s.purge_finished_before(cutoff, PURGE_BATCH)).await
+                else {
+                    break;
+                };
+                purged += n;
+                if (n as i64) < PURGE_BATCH {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            if purged > 0 {
+                metrics.jobs_purged(purged);
+                log::info!(target: "jobs::sweeper", "purged {purged} finished jobs past retention");
+            }
+        }
+    }
+}

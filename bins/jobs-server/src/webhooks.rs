@@ -1,0 +1,362 @@
+//! Completion webhook delivery (SPEC §6): claims due deliveries from the outbox, POSTs them
+//! signed, and records each attempt, with exponential backoff between retries.
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use jobs_domain::callback::is_private_address;
+use jobs_http::Metrics;
+use jobs_store::{Attempt, Delivery, JobStore, NextStep};
+use rand::Rng;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+/// Deliveries in flight at once, per process: a slow receiver holds one slot, not the queue.
+const CONCURRENCY: usize = 16;
+/// How often an idle dispatcher looks for due deliveries.
+const POLL: Duration = Duration::from_millis(200);
+/// Longest wait between two attempts.
+const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// Signs payloads the Standard Webhooks way.
+#[derive(Clone)]
+pub struct Signer {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(..)")
+    }
+}
+
+impl Signer {
+    /// A `whsec_`-prefixed secret is base64-decoded to get the key; any other value is
+    /// used as raw bytes.
+    pub fn from_secret(secret: &str) -> anyhow::Result<Signer> {
+        let key = match secret.strip_prefix("whsec_") {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .context("JOBS_WEBHOOK_SECRET starts with whsec_ but is not valid base64")?,
+            None => secret.as_bytes().to_vec(),
+        };
+        anyhow::ensure!(!key.is_empty(), "JOBS_WEBHOOK_SECRET is empty");
+        Ok(Signer { key })
+    }
+
+    /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
+        // HMAC takes keys of any length; this cannot fail.
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
+            Ok(mac) => mac,
+            Err(_) => return String::new(),
+        };
+        mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        format!("v1,{signature}")
+    }
+}
+
+/// How webhooks are sent.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// Signs every delivery when set.
+    pub signer: Option<Signer>,
+    /// Lets webhooks reach loopback, private and link-local addresses.
+    pub allow_private: bool,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Attempts at most (the first included).
+    pub max_attempts: u32,
+    /// The first retry's delay; the n-th waits `retry_base × 4^(n-1)`.
+    pub retry_base: Duration,
+}
+
+/// The wait before the `retry`-th retry (1-based), with ±20% jitter, capped at one hour.
+pub fn retry_delay(retry: u32, base: Duration, jitter: f64) -> Duration {
+    let factor =
+        4f64.powi(retry.saturating_sub(1).min(30) as i32) * (1.0 + jitter.clamp(-0.2, 0.2));
+    let secs = (base.as_secs_f64() * factor).min(MAX_DELAY.as_secs_f64());
+    Duration::from_secs_f64(secs.max(0.0))
+}
+
+/// The resolver refused a host because it resolves to a private address.
+#[derive(Debug)]
+struct PrivateTarget(String);
+
+impl std::fmt::Display for PrivateTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} resolves to a loopback, private or link-local address", self.0)
+    }
+}
+
+impl StdError for PrivateTarget {}
+
+/// Resolves like the system does, then refuses private addresses, so the address checked
+/// is the address connected to (no DNS rebinding between check and use).
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.iter().any(|a| is_private_address(a.ip())) {
+                return Err(Box::new(PrivateTarget(host)) as Box<dyn StdError + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// What one attempt found.
+struct Outcome {
+    status_code: Option<i32>,
+    error: Option<String>,
+    success: bool,
+    permanent: bool,
+}
+
+impl Outcome {
+    fn failure(error: impl Into<String>, permanent: bool) -> Outcome {
+        Outcome { status_code: None, error: Some(error.into()), success: false, permanent }
+    }
+}
+
+/// The background task that delivers webhooks.
+pub struct Dispatcher {
+    store: JobStore,
+    settings: WebhookSettings,
+    metrics: Arc<Metrics>,
+    client: reqwest::Client,
+}
+
+impl Dispatcher {
+    /// A dispatcher over the store's outbox.
+    pub fn new(
+        store: JobStore,
+        settings: WebhookSettings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Dispatcher> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .user_agent(concat!("jobs-api-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !settings.allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        let client = builder.build().context("building the webhook HTTP client")?;
+        Ok(Dispatcher { store, settings, metrics, client })
+    }
+
+    /// Runs until the process stops: claims due deliveries and sends them, at most
+    /// [`CONCURRENCY`] at a time.
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        // A claim lasts one attempt and a margin; if this process dies, another (or the
+        // next start) resumes the delivery when the lease runs out.
+        let lease = chrono::TimeDelta::from_std(this.settings.timeout + Duration::from_secs(2))
+            .unwrap_or(chrono::TimeDelta::seconds(10));
+        loop {
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            let store = this.store.clone();
+            let claimed =
+                tokio::task::spawn_blocking(move || store.claim_deliveries(free as i64, lease))
+                    .await;
+            let deliveries = match claimed {
+                Ok(Ok(deliveries)) => deliveries,
+                Ok(Err(err)) => {
+                    log::warn!("claiming webhook deliveries: {err}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(err) => {
+                    log::error!("webhook claim task failed: {err}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let full = deliveries.len() == free;
+            for delivery in deliveries {
+                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return };
+                let this = Arc::clone(&this);
+                tokio::spawn(async move {
+                    this.deliver(delivery).await;
+                    drop(permit);
+                });
+            }
+            if !full {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+
+    async fn deliver(&self, delivery: Delivery) {
+        let started = Instant::now();
+        let outcome = self.attempt(&delivery).await;
+        let done = u32::try_from(delivery.attempts).unwrap_or(0).saturating_add(1);
+        let next = if outcome.success {
+            NextStep::Delivered
+        } else if outcome.permanent || done >= self.settings.max_attempts {
+            NextStep::GiveUp
+        } else {
+            let jitter = rand::rng().random_range(-0.2..=0.2);
+            let wait = retry_delay(done, self.settings.retry_base, jitter);
+            NextStep::RetryAt(
+                jobs_domain::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default(),
+            )
+        };
+        let label = match next {
+            NextStep::Delivered => "delivered",
+            NextStep::RetryAt(_) => "retried",
+            NextStep::GiveUp => "failed",
+        };
+        self.metrics.webhook_attempt(label, started.elapsed());
+        if let Some(error) = &outcome.error {
+            log::info!(target: "jobs::webhooks", "delivery {} of {} attempt {done}: {error} ({label})", delivery.id, delivery.job_id);
+        }
+        let attempt = Attempt {
+            at: jobs_domain::now(),
+            status_code: outcome.status_code,
+            error: outcome.error,
+        };
+        let store = self.store.clone();
+        let recorded =
+            tokio::task::spawn_blocking(move || store.record_attempt(&delivery, &attempt, next))
+                .await;
+        match recorded {
+            Ok(Ok(())) => {}
+            // The lease runs out and the delivery is tried again: at least once.
+            Ok(Err(err)) => log::warn!("recording a webhook attempt: {err}"),
+            Err(err) => log::error!("webhook record task failed: {err}"),
+        }
+    }
+
+    async fn attempt(&self, delivery: &Delivery) -> Outcome {
+        let url = match reqwest::Url::parse(&delivery.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+            _ => return Outcome::failure("invalid callback_url", true),
+        };
+        if !self.settings.allow_private {
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+                _ => None,
+            };
+            if literal.is_some_and(is_private_address) {
+                return Outcome::failure("refused: callback_url targets a private address", true);
+            }
+        }
+        let timestamp = chrono::Utc::now().timestamp();
+        let mut request = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &delivery.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .body(delivery.payload.clone());
+        if let Some(signer) = &self.settings.signer {
+            request = request.header(
+                "webhook-signature",
+                signer.sign(&delivery.id, timestamp, &delivery.payload),
+            );
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                // Read (a bounded amount of) the body so the connection can be reused.
+                let _ = tokio::time::timeout(Duration::from_secs(1), response.bytes()).await;
+                Outcome {
+                    status_code: Some(i32::from(status.as_u16())),
+                    error: (!status.is_success())
+                        .then(|| format!("receiver answered HTTP {}", status.as_u16())),
+                    success: status.is_success(),
+                    permanent: false,
+                }
+            }
+            Err(err) => {
+                if let Some(private) = find_cause::<PrivateTarget>(&err) {
+                    return Outcome::failure(format!("refused: {private}"), true);
+                }
+                let what = if err.is_timeout() {
+                    "timeout".to_owned()
+                } else if err.is_connect() {
+                    format!("connection failed: {}", root_cause(&err))
+                } else {
+                    format!("request failed: {}", root_cause(&err))
+                };
+                Outcome::failure(what, false)
+            }
+        }
+    }
+}
+
+fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_by_four_with_bounded_jitter_and_a_one_hour_cap() {
+        let base = Duration::from_millis(1000);
+        assert_eq!(retry_delay(1, base, 0.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(2, base, 0.0), Duration::from_secs(4));
+        assert_eq!(retry_delay(3, base, 0.0), Duration::from_secs(16));
+        assert_eq!(retry_delay(7, base, 0.0), Duration::from_secs(3600));
+        assert_eq!(retry_delay(2, base, 0.2), Duration::from_secs_f64(4.8));
+        assert_eq!(retry_delay(2, base, -0.5), Duration::from_secs_f64(3.2));
+        assert_eq!(retry_delay(40, base, 0.0), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn whsec_secrets_are_base64_decoded_and_others_used_raw() {
+        let raw = Signer::from_secret("plain").unwrap();
+        assert_eq!(raw.key, b"plain");
+        let decoded = Signer::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(decoded.key.len(), 24);
+        assert!(Signer::from_secret("whsec_***").is_err());
+        assert!(Signer::from_secret("").is_err());
+    }
+
+    #[test]
+    fn a_signature_matches_the_standard_webhooks_example() {
+        // The example of the Standard Webhooks specification.
+        let signer = Signer::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = r#"{"test": 2432232314}"#;
+        assert_eq!(
+            signer.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Prometheus metrics (`GET /metrics`) and the request middleware that feeds them and
+//! writes one structured log line per request, with an `x-request-id`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+use jobs_domain::JobStatus;
+use jobs_store::StoreObserver;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::AppState;
+
+/// The header that carries a request's id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Every metric the server exports.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    jobs_created: IntCounter,
+    transitions: IntCounterVec,
+    jobs_expired: IntCounter,
+    jobs_purged: IntCounter,
+    webhook_deliveries: IntCounterVec,
+    webhook_latency: Histogram,
+    pool_connections: IntGauge,
+    pool_in_use: IntGauge,
+    pool_max: IntGauge,
+}
+
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "jobs_http_requests_total",
+                "HTTP requests by route template, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("jobs_http_request_duration_seconds", "HTTP request latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )?;
+        let jobs_created = IntCounter::new("jobs_created_total", "Jobs created")?;
+        let transitions = IntCounterVec::new(
+            Opts::new("jobs_transitions_total", "Job status transitions by from and to status"),
+            &["from", "to"],
+        )?;
+        let jobs_expired =
+            IntCounter::new("jobs_expired_total", "Jobs moved to expired by the sweeper")?;
+        let jobs_purged =
+            IntCounter::new("jobs_purged_total", "Finished jobs purged by retention")?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "jobs_webhook_deliveries_total",
+                "Webhook delivery attempts by outcome (delivered, retried, failed)",
+            ),
+            &["outcome"],
+        )?;
+        let webhook_latency = Histogram::with_opts(
+            HistogramOpts::new("jobs_webhook_delivery_duration_seconds", "Webhook attempt latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let pool_connections =
+            IntGauge::new("jobs_db_pool_connections", "Open database connections")?;
+        let pool_in_use = IntGauge::new("jobs_db_pool_in_use", "Database connections in use")?;
+        let pool_max =
+            IntGauge::new("jobs_db_pool_max", "Most database connections the pool opens")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(jobs_created.clone()))?;
+        registry.register(Box::new(transitions.clone()))?;
+        registry.register(Box::new(jobs_expired.clone()))?;
+        registry.register(Box::new(jobs_purged.clone()))?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        registry.register(Box::new(webhook_latency.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(pool_in_use.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            jobs_created,
+            transitions,
+            jobs_expired,
+            jobs_purged,
+            webhook_deliveries,
+            webhook_latency,
+            pool_connections,
+            pool_in_use,
+            pool_max,
+        })
+    }
+
+    /// Counts one HTTP request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, latency: Duration) {
+        self.http_requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.http_latency.with_label_values(&[route, method]).observe(latency.as_secs_f64());
+    }
+
+    /// Counts jobs the sweeper expired.
+    pub fn jobs_expired(&self, n: usize) {
+        self.jobs_expired.inc_by(n as u64);
+    }
+
+    /// Counts jobs retention purged.
+    pub fn jobs_purged(&self, n: usize) {
+        self.jobs_purged.inc_by(n as u64);
+    }
+
+    /// Counts a webhook attempt: `delivered`, `retried` or `failed`.
+    pub fn webhook_attempt(&self, outcome: &str, latency: Duration) {
+        self.webhook_deliveries.with_label_values(&[outcome]).inc();
+        self.webhook_latency.observe(latency.as_secs_f64());
+    }
+
+    /// The text exposition format.
+    pub fn render(&self, store: &jobs_store::JobStore) -> String {
+        let pool = store.pool_status();
+        self.pool_connections.set(i64::from(pool.connections));
+        self.pool_in_use.set(i64::from(pool.connections.saturating_sub(pool.idle)));
+        self.pool_max.set(i64::from(pool.max_size));
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("encoding metrics: {err}");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl StoreObserver for Metrics {
+    fn job_created(&self) {
+        self.jobs_created.inc();
+    }
+
+    fn job_transitioned(&self, from: JobStatus, to: JobStatus) {
+        self.transitions.with_label_values(&[from.as_str(), to.as_str()]).inc();
+    }
+}
+
+/// `GET /metrics`: Prometheus text format, no auth.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state.store))
+}
+
+/// Who made a request, as the auth extractor found it (for the log line).
+#[derive(Clone, Debug)]
+pub struct RequestUser(pub String);
+
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Middleware: request id in and out, one log line, and the HTTP metrics. Route templates
+/// (`/api/jobs/{job_id}`), never raw paths, label the metrics.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let mut res = next.call(req).await?;
+    let latency = started.elapsed();
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    if let Some(metrics) = metrics {
+        metrics.observe_request(&route, &method, status, latency);
+    }
+    let user = res.request().extensions().get::<RequestUser>().map(|u| u.0.clone());
+    log::info!(
+        target: "jobs::request",
+        "method={method} route={route} status={status} latency_ms={:.3} user={} request_id={id}",
+        latency.as_secs_f64() * 1e3,
+        user.as_deref().unwrap_or("-"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    Ok(res)
+}

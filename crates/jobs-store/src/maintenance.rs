@@ -1,0 +1,86 @@
+//! The server's own sweeps: expiring overdue jobs and purging old records. Each works in
+//! bounded batches and is safe to run on every replica at once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use jobs_domain::{now, JobId};
+
+use crate::schema::{idempotency_keys, jobs, webhook_deliveries};
+use crate::store::{change_on, JobStore, Reach};
+use crate::{StoreError, StoreResult};
+
+impl JobStore {
+    /// Moves up to `limit` running jobs whose timeout has passed to `expired` (scheduling
+    /// their webhooks), and returns how many this call expired. Each move is a
+    /// compare-and-set, so racing sweepers expire each job exactly once.
+    pub fn expire_due(&self, limit: i64) -> StoreResult<usize> {
+        let mut conn = self.conn()?;
+        let at = now();
+        let due: Vec<String> = jobs::table
+            .filter(jobs::expires_at.le(at.naive_utc()))
+            .filter(jobs::status.eq("running"))
+            .order(jobs::expires_at.asc())
+            .limit(limit)
+            .select(jobs::id)
+            .load(&mut conn)?;
+        let mut expired = 0;
+        for id in due {
+            let Ok(id) = JobId::parse(&id) else { continue };
+            match change_on(&mut conn, self.observer(), Reach::Any, id, |job| Ok(job.expire(now())))
+            {
+                Ok(changed) if changed.from.is_some() => expired += 1,
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Deletes up to `limit` jobs that finished before `cutoff`, with their deliveries and
+    /// idempotency keys; returns how many jobs it deleted. Active jobs are never touched.
+    pub fn purge_finished_before(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let ids: Vec<String> = jobs::table
+                .filter(jobs::completed_at.lt(cutoff.naive_utc()))
+                .filter(jobs::status.eq_any(["completed", "failed", "cancelled", "expired"]))
+                .order(jobs::completed_at.asc())
+                .limit(limit)
+                .select(jobs::id)
+                .load(conn)?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            diesel::delete(
+                webhook_deliveries::table.filter(webhook_deliveries::job_id.eq_any(&ids)),
+            )
+            .execute(conn)?;
+            diesel::delete(idempotency_keys::table.filter(idempotency_keys::job_id.eq_any(&ids)))
+                .execute(conn)?;
+            Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(&ids))).execute(conn)?)
+        })
+    }
+
+    /// Deletes up to `limit` idempotency keys created before `cutoff` (they no longer
+    /// replay anything); returns how many.
+    pub fn purge_idempotency_keys_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<usize> {
+        let mut conn = self.conn()?;
+        let stale = idempotency_keys::table
+            .filter(idempotency_keys::created_at.lt(cutoff.naive_utc()))
+            .order(idempotency_keys::created_at.asc())
+            .limit(limit)
+            .select((idempotency_keys::org_id, idempotency_keys::user_id, idempotency_keys::key));
+        let keys: Vec<(String, String, String)> = stale.load(&mut conn)?;
+        let mut purged = 0;
+        for (org, user, key) in keys {
+            purged += diesel::delete(idempotency_keys::table.find((org, user, key)))
+                .filter(idempotency_keys::created_at.lt(cutoff.naive_utc()))
+                .execute(&mut conn)?;
+        }
+        Ok(purged)
+    }
+}

@@ -1,0 +1,180 @@
+//! The webhook outbox: completion events recorded with the status change that caused them,
+//! then claimed by one dispatcher at a time, delivered, and recorded.
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use jobs_domain::{now, Job};
+
+use crate::db::DbConnection;
+use crate::schema::{jobs, webhook_deliveries};
+use crate::store::JobStore;
+use crate::StoreResult;
+
+/// Delivery states.
+const PENDING: &str = "pending";
+const DELIVERED: &str = "delivered";
+const FAILED: &str = "failed";
+
+#[derive(Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+struct NewDelivery<'a> {
+    id: String,
+    job_id: String,
+    url: &'a str,
+    payload: String,
+    state: &'static str,
+    attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// Records a completion event; called inside the transaction of the status change.
+pub(crate) fn enqueue(
+    conn: &mut DbConnection,
+    job: &Job,
+    url: &str,
+    event: &serde_json::Value,
+) -> Result<(), diesel::result::Error> {
+    let at = job.updated_at.naive_utc();
+    diesel::insert_into(webhook_deliveries::table)
+        .values(NewDelivery {
+            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            job_id: job.id.to_string(),
+            url,
+            payload: event.to_string(),
+            state: PENDING,
+            attempts: 0,
+            next_attempt_at: at,
+            created_at: at,
+            updated_at: at,
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A delivery a dispatcher has claimed.
+#[derive(QueryableByName, Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// `webhook-id`: the same for every attempt of this delivery.
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    /// The job that finished.
+    #[diesel(sql_type = Text)]
+    pub job_id: String,
+    /// Where to POST.
+    #[diesel(sql_type = Text)]
+    pub url: String,
+    /// The exact JSON body.
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    /// Attempts made before this one.
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+}
+
+/// What one attempt found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    /// When it was made.
+    pub at: DateTime<Utc>,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<i32>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NextStep {
+    /// Done: the receiver answered 2xx.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Give up (attempts exhausted, or a permanent failure).
+    GiveUp,
+}
+
+// The claim is one statement: it picks due, unleased deliveries and leases them. On
+// PostgreSQL, SKIP LOCKED lets replicas claim different rows at once; SQLite has one
+// writer, so the statement alone is exclusive.
+const CLAIM_POSTGRES: &str = "UPDATE webhook_deliveries SET claimed_until = $1, updated_at = $2 \
+     WHERE id IN (SELECT id FROM webhook_deliveries \
+                  WHERE state = 'pending' AND next_attempt_at <= $2 \
+                    AND (claimed_until IS NULL OR claimed_until <= $2) \
+                  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, job_id, url, payload, attempts";
+const CLAIM_SQLITE: &str = "UPDATE webhook_deliveries SET claimed_until = ?1, updated_at = ?2 \
+     WHERE id IN (SELECT id FROM webhook_deliveries \
+                  WHERE state = 'pending' AND next_attempt_at <= ?2 \
+                    AND (claimed_until IS NULL OR claimed_until <= ?2) \
+                  ORDER BY next_attempt_at LIMIT ?3) \
+     RETURNING id, job_id, url, payload, attempts";
+
+impl JobStore {
+    /// Claims up to `limit` due deliveries for `lease`: no other dispatcher takes them until
+    /// the lease runs out (so a crashed dispatcher's deliveries are resumed after it).
+    pub fn claim_deliveries(&self, limit: i64, lease: TimeDelta) -> StoreResult<Vec<Delivery>> {
+        let mut conn = self.conn()?;
+        let at = now();
+        let sql = match &*conn {
+            DbConnection::Postgres(_) => CLAIM_POSTGRES,
+            DbConnection::Sqlite(_) => CLAIM_SQLITE,
+        };
+        Ok(diesel::sql_query(sql)
+            .bind::<Timestamp, _>((at + lease).naive_utc())
+            .bind::<Timestamp, _>(at.naive_utc())
+            .bind::<BigInt, _>(limit)
+            .load(&mut conn)?)
+    }
+
+    /// Records an attempt on the delivery and on its job (`callback_sent_at`,
+    /// `callback_status_code`, `callback_error`), and releases the lease.
+    pub fn record_attempt(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+        next: NextStep,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        let at = attempt.at.naive_utc();
+        let (state, next_at) = match next {
+            NextStep::Delivered => (DELIVERED, at),
+            NextStep::RetryAt(when) => (PENDING, when.naive_utc()),
+            NextStep::GiveUp => (FAILED, at),
+        };
+        conn.transaction(|conn| {
+            diesel::update(webhook_deliveries::table.find(&delivery.id))
+                .set((
+                    webhook_deliveries::state.eq(state),
+                    webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+                    webhook_deliveries::next_attempt_at.eq(next_at),
+                    webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                    webhook_deliveries::last_status_code.eq(attempt.status_code),
+                    webhook_deliveries::last_error.eq(&attempt.error),
+                    webhook_deliveries::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            diesel::update(jobs::table.find(&delivery.job_id))
+                .set((
+                    jobs::callback_sent_at.eq(Some(at)),
+                    jobs::callback_status_code.eq(attempt.status_code),
+                    jobs::callback_error.eq(&attempt.error),
+                    jobs::updated_at.eq(at),
+                    jobs::version.eq(jobs::version + 1),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+    }
+
+    /// Deliveries not yet delivered or given up (for metrics and tests).
+    pub fn pending_deliveries(&self) -> StoreResult<i64> {
+        let mut conn = self.conn()?;
+        Ok(webhook_deliveries::table
+            .filter(webhook_deliveries::state.eq(PENDING))
+            .count()
+            .get_result(&mut conn)?)
+    }
+}

@@ -1,0 +1,3 @@
+DROP INDEX idempotency_keys_job;
+DROP INDEX jobs_completed;
+DROP TABLE webhook_deliveries;

@@ -1,0 +1,205 @@
+//! Throughput of the real server over HTTP: create, get, first and deep list pages, and a
+//! bare actix-web handler returning the same JSON as a baseline for GET.
+//!
+//! ```sh
+//! cargo bench -p jobs-tests --bench throughput                      # SQLite
+//! JOBS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres \
+//!     cargo bench -p jobs-tests --bench throughput                  # PostgreSQL
+//! ```
+//!
+//! Knobs: `BENCH_CREATES` (default 5000), `BENCH_GETS` (20000), `BENCH_LISTS` (2000),
+//! `BENCH_CONCURRENCY` (32). The client runs on one thread in the same process; the server
+//! has two workers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use jobs_tests::{user, TestServer};
+use reqwest::Client;
+use serde_json::{json, Value};
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Stats {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn print(&self, name: &str) {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
+        println!(
+            "{name:<28} {:>7} req {:>8.2} s {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+        );
+    }
+}
+
+/// Sends `n` requests from `concurrency` tasks; each request must answer `expect`.
+async fn phase<F>(n: usize, concurrency: usize, expect: u16, make: F) -> Stats
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (make, next) = (Arc::clone(&make), Arc::clone(&next));
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break latencies;
+                }
+                let t = Instant::now();
+                let response = make(i).send().await.unwrap();
+                let status = response.status().as_u16();
+                let _ = response.bytes().await.unwrap();
+                assert_eq!(status, expect);
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    Stats { requests: n, elapsed: start.elapsed(), latencies }
+}
+
+fn start_bare(body: String) -> (u16, actix_web::dev::ServerHandle) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let body = web::Data::new(body);
+            let server = HttpServer::new(move || {
+                App::new().app_data(body.clone()).route(
+                    "/bare",
+                    web::get().to(|body: web::Data<String>| async move {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(body.get_ref().clone())
+                    }),
+                )
+            })
+            .workers(2)
+            .listen(listener)
+            .unwrap()
+            .run();
+            tx.send(server.handle()).unwrap();
+            let _ = server.await;
+        })
+    });
+    (port, rx.recv().unwrap())
+}
+
+fn main() {
+    let creates = knob("BENCH_CREATES", 5000);
+    let gets = knob("BENCH_GETS", 20000);
+    let lists = knob("BENCH_LISTS", 2000);
+    let concurrency = knob("BENCH_CONCURRENCY", 32);
+    let server = TestServer::start_with(|c| c.log = "warn".into());
+    println!(
+        "backend {}, {} cores, concurrency {concurrency}",
+        server.db.backend(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    let token = user("bench");
+    let base = server.base.clone();
+    let client = Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let stats = phase(creates, concurrency, 201, move |i| {
+            c.post(format!("{b}/api/jobs"))
+                .bearer_auth(&t)
+                .json(&json!({"agent_id": format!("agent-{}", i % 10), "metadata": {"i": i}}))
+        })
+        .await;
+        stats.print("POST /api/jobs");
+
+        // Ids, oldest first, for gets and the deep page.
+        let mut ids: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut url = format!("{base}/api/jobs?order=asc&limit=1000");
+            if let Some(a) = &after {
+                url.push_str(&format!("&after={a}"));
+            }
+            let page: Vec<Value> =
+                client.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            ids.extend(page.iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+            after = ids.last().cloned();
+        }
+        assert_eq!(ids.len(), creates);
+        let sample: String = client
+            .get(format!("{base}/api/jobs/{}", ids[0]))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+
+        let ids = Arc::new(ids);
+        let (c, b, t, i2) = (client.clone(), base.clone(), token.clone(), Arc::clone(&ids));
+        let get = phase(gets, concurrency, 200, move |i| {
+            c.get(format!("{b}/api/jobs/{}", i2[(i * 7919) % i2.len()])).bearer_auth(&t)
+        })
+        .await;
+        get.print("GET /api/jobs/{id}");
+
+        let (port, handle) = start_bare(sample);
+        let c = client.clone();
+        let bare =
+            phase(gets, concurrency, 200, move |_| c.get(format!("http://127.0.0.1:{port}/bare")))
+                .await;
+        bare.print("GET bare actix (same JSON)");
+        handle.stop(false).await;
+        let ratio =
+            (gets as f64 / get.elapsed.as_secs_f64()) / (gets as f64 / bare.elapsed.as_secs_f64());
+        println!("{:<28} {ratio:.2} of the bare handler's throughput", "GET ratio");
+
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let first = phase(lists, concurrency, 200, move |_| {
+            c.get(format!("{b}/api/jobs?limit=100")).bearer_auth(&t)
+        })
+        .await;
+        first.print("GET /api/jobs first page");
+        let deep_cursor = ids[(ids.len() / 50).max(100).min(ids.len() - 1)].clone();
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let deep = phase(lists, concurrency, 200, move |_| {
+            c.get(format!("{b}/api/jobs?limit=100&before={deep_cursor}")).bearer_auth(&t)
+        })
+        .await;
+        deep.print("GET /api/jobs deep page");
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let filtered = phase(lists, concurrency, 200, move |_| {
+            c.get(format!("{b}/api/jobs?limit=100&agent_id=agent-3")).bearer_auth(&t)
+        })
+        .await;
+        filtered.print("GET /api/jobs?agent_id");
+    });
+}
