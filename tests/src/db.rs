@@ -72,6 +72,22 @@ impl TestDatabase {
         }
     }
 
+    /// Runs SQL statements on the database (to prepare or inspect it behind the server).
+    pub fn execute(&self, sql: &str) {
+        match self {
+            TestDatabase::Sqlite { url, .. } => {
+                let path = url.trim_start_matches("sqlite://");
+                let mut conn = diesel::SqliteConnection::establish(path).expect("open SQLite");
+                conn.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
+                    .expect("SQL runs");
+            }
+            TestDatabase::Postgres { url, .. } => {
+                let mut conn = PgConnection::establish(url).expect("connect to PostgreSQL");
+                conn.batch_execute(sql).expect("SQL runs");
+            }
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod db;
+pub mod receiver;
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -103,7 +104,11 @@ impl TestServer {
 
     /// A server with settings changed by `adjust`.
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let db = db::TestDatabase::new();
+        TestServer::start_on(db::TestDatabase::new(), adjust)
+    }
+
+    /// A server on a database the test prepared.
+    pub fn start_on(db: db::TestDatabase, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::defaults();
         config.database_url = db.url().to_owned();
         config.pool_size = 4;
@@ -168,6 +173,25 @@ impl TestServer {
         let reply = self.json(Method::POST, "/api/jobs", token, body);
         reply.assert_status(201);
         reply.body
+    }
+
+    /// Polls `GET path` until `done` holds for the job, or the timeout passes; returns the
+    /// last job seen.
+    pub fn wait_for_job(
+        &self,
+        path: &str,
+        token: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let job = self.get(path, token).body;
+            if done(&job) || std::time::Instant::now() >= deadline {
+                return job;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// Creates a job and drives it to `status` through the lifecycle (or cancel).

@@ -7,5 +7,8 @@ mod concurrency;
 mod idempotency;
 mod lifecycle;
 mod listing;
+mod observability;
 mod openapi;
 mod routing;
+mod sweeps;
+mod webhooks;
