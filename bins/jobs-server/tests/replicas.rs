@@ -2,6 +2,7 @@
 //! On SQLite by default; on PostgreSQL when `JOBS_TEST_DATABASE_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(dead_code)] // shared with the jobs-tests harness, which uses all of it
 #[path = "../../../tests/src/db.rs"]
 mod db;
 
