@@ -157,15 +157,34 @@ impl Dispatcher {
         Ok(Dispatcher { store, settings, metrics, client })
     }
 
+    /// How long a claim lasts: one attempt and a margin. If this process dies, another (or
+    /// the next start) resumes the delivery when the lease runs out.
+    fn lease(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::from_std(self.settings.timeout + Duration::from_secs(2))
+            .unwrap_or(chrono::TimeDelta::seconds(10))
+    }
+
+    /// Claims what is due now and delivers it, one attempt each, waiting for all of them;
+    /// returns how many were attempted. (The background loop is [`Dispatcher::run`].)
+    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        let store = self.store.clone();
+        let lease = self.lease();
+        let due =
+            tokio::task::spawn_blocking(move || store.claim_deliveries(CONCURRENCY as i64, lease))
+                .await??;
+        let count = due.len();
+        for delivery in due {
+            self.deliver(delivery).await;
+        }
+        Ok(count)
+    }
+
     /// Runs until the process stops: claims due deliveries and sends them, at most
     /// [`CONCURRENCY`] at a time.
     pub async fn run(self) {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
-        // A claim lasts one attempt and a margin; if this process dies, another (or the
-        // next start) resumes the delivery when the lease runs out.
-        let lease = chrono::TimeDelta::from_std(this.settings.timeout + Duration::from_secs(2))
-            .unwrap_or(chrono::TimeDelta::seconds(10));
+        let lease = this.lease();
         loop {
             let free = slots.available_permits();
             if free == 0 {
@@ -326,6 +345,48 @@ fn root_cause(err: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_targets_fail_at_delivery_for_good_without_a_request() {
+        use jobs_domain::{NewJob, Owner, Visibility};
+        let dir = tempfile::tempdir().unwrap();
+        let url = jobs_store::DatabaseUrl::Sqlite(dir.path().join("jobs.db"));
+        let store = JobStore::open(&url, &jobs_store::PoolOptions::default()).unwrap();
+        let vis = Visibility::organization("o");
+        let mut ids = Vec::new();
+        // The store takes any URL; the API would refuse these at creation.
+        for target in [
+            "http://127.0.0.1:9/h",
+            "http://localhost:9/h",
+            "http://[::ffff:127.0.0.1]:9/h",
+            "http://169.254.169.254/x",
+        ] {
+            let new = NewJob { callback_url: Some(target.into()), ..NewJob::default() };
+            let id = store.create(Owner::new("o", "u", None), new, None).unwrap().job.id;
+            store.cancel(&vis, id).unwrap();
+            ids.push(id);
+        }
+        let settings = WebhookSettings {
+            signer: None,
+            allow_private: false,
+            timeout: Duration::from_secs(2),
+            max_attempts: 8,
+            retry_base: Duration::from_millis(10),
+        };
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let dispatcher = Dispatcher::new(store.clone(), settings, metrics).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(runtime.block_on(dispatcher.deliver_due()).unwrap(), 4);
+        for id in ids {
+            let job = store.get(&vis, id).unwrap();
+            let error = job.callback_error.unwrap_or_default();
+            assert!(error.starts_with("refused"), "{error}");
+            assert_eq!(job.callback_status_code, None);
+            assert!(job.callback_sent_at.is_some());
+        }
+        assert_eq!(store.pending_deliveries().unwrap(), 0, "not retried");
+        assert_eq!(runtime.block_on(dispatcher.deliver_due()).unwrap(), 0);
+    }
 
     #[test]
     fn retries_back_off_by_four_with_bounded_jitter_and_a_one_hour_cap() {
