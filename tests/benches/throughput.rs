@@ -12,74 +12,13 @@
 //! has two workers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use jobs_tests::load::{knob, phase};
 use jobs_tests::{user, TestServer};
 use reqwest::Client;
 use serde_json::{json, Value};
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-struct Stats {
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Stats {
-    fn print(&self, name: &str) {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
-        println!(
-            "{name:<28} {:>7} req {:>8.2} s {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
-            self.requests,
-            self.elapsed.as_secs_f64(),
-            self.requests as f64 / self.elapsed.as_secs_f64(),
-            pct(0.50).as_secs_f64() * 1e3,
-            pct(0.99).as_secs_f64() * 1e3,
-        );
-    }
-}
-
-/// Sends `n` requests from `concurrency` tasks; each request must answer `expect`.
-async fn phase<F>(n: usize, concurrency: usize, expect: u16, make: F) -> Stats
-where
-    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (make, next) = (Arc::clone(&make), Arc::clone(&next));
-        tasks.push(tokio::task::spawn_local(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break latencies;
-                }
-                let t = Instant::now();
-                let response = make(i).send().await.unwrap();
-                let status = response.status().as_u16();
-                let _ = response.bytes().await.unwrap();
-                assert_eq!(status, expect);
-                latencies.push(t.elapsed());
-            }
-        }));
-    }
-    let mut latencies = Vec::with_capacity(n);
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
-    Stats { requests: n, elapsed: start.elapsed(), latencies }
-}
 
 fn start_bare(body: String) -> (u16, actix_web::dev::ServerHandle) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -178,8 +117,7 @@ fn main() {
                 .await;
         bare.print("GET bare actix (same JSON)");
         handle.stop(false).await;
-        let ratio =
-            (gets as f64 / get.elapsed.as_secs_f64()) / (gets as f64 / bare.elapsed.as_secs_f64());
+        let ratio = get.throughput() / bare.throughput();
         println!("{:<28} {ratio:.2} of the bare handler's throughput", "GET ratio");
 
         let (c, b, t) = (client.clone(), base.clone(), token.clone());

@@ -186,11 +186,10 @@ impl Dispatcher {
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         let lease = this.lease();
         loop {
-            let free = slots.available_permits();
-            if free == 0 {
-                tokio::time::sleep(POLL).await;
-                continue;
-            }
+            // Wait for a free slot, then claim as many deliveries as there are free slots:
+            // as soon as one attempt ends, the next due delivery starts.
+            let Ok(first) = Arc::clone(&slots).acquire_owned().await else { return };
+            let free = slots.available_permits() + 1;
             let store = this.store.clone();
             let claimed =
                 tokio::task::spawn_blocking(move || store.claim_deliveries(free as i64, lease))
@@ -199,25 +198,36 @@ impl Dispatcher {
                 Ok(Ok(deliveries)) => deliveries,
                 Ok(Err(err)) => {
                     log::warn!("claiming webhook deliveries: {err}");
+                    drop(first);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
                 Err(err) => {
                     log::error!("webhook claim task failed: {err}");
+                    drop(first);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
             let full = deliveries.len() == free;
+            let mut first = Some(first);
             for delivery in deliveries {
-                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return };
+                let permit = match first.take() {
+                    Some(permit) => permit,
+                    None => match Arc::clone(&slots).acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                };
                 let this = Arc::clone(&this);
                 tokio::spawn(async move {
                     this.deliver(delivery).await;
                     drop(permit);
                 });
             }
+            drop(first);
             if !full {
+                // Nothing more is due: look again shortly.
                 tokio::time::sleep(POLL).await;
             }
         }

@@ -151,6 +151,37 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN
+/// IMMEDIATE` on SQLite, so a transaction that reads before it writes queues behind other
+/// writers instead of failing to upgrade; an ordinary transaction on PostgreSQL, whose row
+/// locks and compare-and-set already serialize writers.
+pub(crate) fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if let DbConnection::Sqlite(inner) = conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    } else {
+        return conn.transaction(f);
+    }
+    let result = f(conn);
+    let DbConnection::Sqlite(inner) = conn else { return result };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(inner)?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = AnsiTransactionManager::rollback_transaction(inner);
+            Err(err)
+        }
+    }
+}
+
 pub(crate) type DbPool = r2d2::Pool<Manager>;
 pub(crate) type Pooled = r2d2::PooledConnection<Manager>;
 

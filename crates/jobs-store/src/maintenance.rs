@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use jobs_domain::{now, JobId};
 
+use crate::db::write_transaction;
 use crate::schema::{idempotency_keys, jobs, webhook_deliveries};
 use crate::store::{change_on, JobStore, Reach};
 use crate::{StoreError, StoreResult};
@@ -40,7 +41,7 @@ impl JobStore {
     /// idempotency keys; returns how many jobs it deleted. Active jobs are never touched.
     pub fn purge_finished_before(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
         let mut conn = self.conn()?;
-        conn.transaction(|conn| {
+        write_transaction(&mut conn, |conn| {
             let ids: Vec<String> = jobs::table
                 .filter(jobs::completed_at.lt(cutoff.naive_utc()))
                 .filter(jobs::status.eq_any(["completed", "failed", "cancelled", "expired"]))

@@ -1,0 +1,141 @@
+//! The expiry sweep at scale: 100 000 overdue running jobs among 1 000 000, and what the
+//! sweep does to the latency of concurrent GETs.
+//!
+//! ```sh
+//! cargo bench -p jobs-tests --bench sweep                           # SQLite
+//! JOBS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres \
+//!     cargo bench -p jobs-tests --bench sweep                       # PostgreSQL
+//! ```
+//!
+//! Knobs: `BENCH_TOTAL_JOBS` (default 1000000), `BENCH_OVERDUE_EVERY` (10: one job in ten
+//! is overdue). The rows are generated in SQL behind the server; the real server then
+//! starts on them, and its own sweeper does the work while a client measures GETs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use jobs_tests::db::TestDatabase;
+use jobs_tests::load::{knob, phase, Stats};
+use jobs_tests::{user, TestServer};
+
+const COLUMNS: &str = "id, org_id, user_id, project_id, status, job_type, background, agent_id, \
+    source_id, metadata, callback_url, callback_sent_at, callback_status_code, callback_error, \
+    ttft_ns, total_duration_ns, timeout_seconds, created_at, updated_at, completed_at, \
+    started_at, expires_at, version";
+
+fn generate_sql(backend: &str, total: usize, every: usize) -> String {
+    // Job n: id from n, overdue running when n % every == 0, else completed.
+    let (source, id, running) = match backend {
+        "postgres" => (
+            format!("generate_series(0, {}) AS n", total - 1),
+            "'job-' || lpad(to_hex(n), 8, '0') || '-0000-7000-8000-' || lpad(to_hex(n), 12, '0')".to_owned(),
+            format!("n % {every} = 0"),
+        ),
+        _ => (
+            format!("(WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < {}) SELECT n FROM seq)", total - 1),
+            "printf('job-%08x-0000-7000-8000-%012x', n, n)".to_owned(),
+            format!("n % {every} = 0"),
+        ),
+    };
+    let ts =
+        |t: &str| if backend == "postgres" { format!("TIMESTAMP '{t}'") } else { format!("'{t}'") };
+    format!(
+        "INSERT INTO jobs ({COLUMNS}) SELECT {id}, 'default', 'bench', NULL, \
+         CASE WHEN {running} THEN 'running' ELSE 'completed' END, 'job', {false_}, NULL, NULL, '{{}}', \
+         NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN {running} THEN 60 ELSE NULL END, \
+         {t0}, {t0}, CASE WHEN {running} THEN NULL ELSE {t0} END, {t0}, \
+         CASE WHEN {running} THEN {t1} ELSE NULL END, 0 FROM {source}",
+        false_ = if backend == "postgres" { "FALSE" } else { "0" },
+        t0 = ts("2026-01-01 00:00:00"),
+        t1 = ts("2026-01-01 00:01:00"),
+    )
+}
+
+fn expired_so_far(server: &TestServer) -> f64 {
+    let text = server.send(server.request(reqwest::Method::GET, "/metrics")).text;
+    text.lines()
+        .find(|l| l.starts_with("jobs_expired_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn get_load(server: &TestServer, ids: &[String], n: usize) -> Stats {
+    let base = server.base.clone();
+    let token = user("bench");
+    let ids = ids.to_vec();
+    let client = reqwest::Client::new();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tokio::task::LocalSet::new().block_on(&runtime, async move {
+        phase(n, 8, 200, move |i| {
+            client
+                .get(format!("{base}/api/jobs/{}", ids[(i * 7919) % ids.len()]))
+                .bearer_auth(&token)
+        })
+        .await
+    })
+}
+
+fn main() {
+    let total = knob("BENCH_TOTAL_JOBS", 1_000_000);
+    let every = knob("BENCH_OVERDUE_EVERY", 10);
+    let overdue = total.div_ceil(every);
+    let db = TestDatabase::new();
+    // Create the schema, then the rows behind the server's back.
+    drop(
+        jobs_store::JobStore::open(
+            &jobs_store::DatabaseUrl::parse(db.url()).unwrap(),
+            &Default::default(),
+        )
+        .unwrap(),
+    );
+    let t = Instant::now();
+    db.execute(&generate_sql(db.backend(), total, every));
+    if db.backend() == "postgres" {
+        db.execute("ANALYZE jobs");
+    }
+    println!(
+        "backend {}: generated {total} jobs ({overdue} overdue) in {:.1} s",
+        db.backend(),
+        t.elapsed().as_secs_f64()
+    );
+    let ids: Vec<String> = (1..200)
+        .map(|k| format!("job-{0:08x}-0000-7000-8000-{0:012x}", k * (total / 200) + 1))
+        .collect();
+
+    let server = TestServer::start_on(db, |c| c.log = "warn".into());
+    let started = Instant::now();
+    // GETs while the server's sweeper works through the backlog.
+    let during = get_load(&server, &ids, 4000);
+    let mut expired = expired_so_far(&server);
+    let during_fraction = expired / overdue as f64;
+    while expired < overdue as f64 {
+        assert!(started.elapsed() < Duration::from_secs(1800), "sweep did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+        expired = expired_so_far(&server);
+    }
+    let sweep = started.elapsed();
+    println!(
+        "sweep: expired {overdue} of {total} jobs in {:.1} s ({:.0} jobs/s, batches of 500, one transaction each)",
+        sweep.as_secs_f64(),
+        overdue as f64 / sweep.as_secs_f64()
+    );
+    during.print(&format!("GET during sweep ({:.0}% swept)", during_fraction * 100.0));
+    let after = get_load(&server, &ids, 4000);
+    after.print("GET with no sweep running");
+    // An idle sweep (nothing due) over the same million rows.
+    let store = jobs_store::JobStore::open(
+        &jobs_store::DatabaseUrl::parse(server.db.url()).unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let rounds = 100;
+    for _ in 0..rounds {
+        assert_eq!(store.expire_due(500).unwrap(), 0);
+    }
+    println!(
+        "idle sweep check (nothing due): {:.3} ms each",
+        t.elapsed().as_secs_f64() * 1e3 / rounds as f64
+    );
+}
