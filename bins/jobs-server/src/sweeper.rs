@@ -63,9 +63,16 @@ pub async fn run(store: JobStore, metrics: Arc<Metrics>, settings: SweeperSettin
     let mut last_purge: Option<Instant> = None;
     loop {
         tick.tick().await;
-        let expired = drain(&store, EXPIRE_BATCH, |s, n| s.expire_due(n)).await;
+        let mut expired = 0;
+        while let Some(n) = blocking(&store, |s| s.expire_due(EXPIRE_BATCH)).await {
+            metrics.jobs_expired(n);
+            expired += n;
+            if (n as i64) < EXPIRE_BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         if expired > 0 {
-            metrics.jobs_expired(expired);
             log::info!(target: "jobs::sweeper", "expired {expired} overdue jobs");
         }
         if last_purge.is_some_and(|at| at.elapsed() < PURGE_EVERY) {
@@ -87,6 +94,18 @@ pub async fn run(store: JobStore, metrics: Arc<Metrics>, settings: SweeperSettin
                     break;
                 };
                 purged += n;
+                if (n as i64) < PURGE_BATCH {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            loop {
+                let cutoff = jobs_domain::now() - retention;
+                let Some(n) =
+                    blocking(&store, move |s| s.purge_deliveries_before(cutoff, PURGE_BATCH)).await
+                else {
+                    break;
+                };
                 if (n as i64) < PURGE_BATCH {
                     break;
                 }

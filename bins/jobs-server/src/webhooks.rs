@@ -21,6 +21,8 @@ use tokio::sync::Semaphore;
 const CONCURRENCY: usize = 16;
 /// How often an idle dispatcher looks for due deliveries.
 const POLL: Duration = Duration::from_millis(200);
+/// Longest claim on a delivery (see [`Dispatcher::lease`]).
+const MAX_LEASE: Duration = Duration::from_secs(8);
 /// Longest wait between two attempts.
 const MAX_DELAY: Duration = Duration::from_secs(3600);
 
@@ -148,6 +150,8 @@ impl Dispatcher {
     ) -> anyhow::Result<Dispatcher> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the receiver itself, past the private-address guard.
+            .no_proxy()
             .timeout(settings.timeout)
             .user_agent(concat!("jobs-api-webhooks/", env!("CARGO_PKG_VERSION")));
         if !settings.allow_private {
@@ -159,9 +163,13 @@ impl Dispatcher {
 
     /// How long a claim lasts: one attempt and a margin. If this process dies, another (or
     /// the next start) resumes the delivery when the lease runs out.
+    ///
+    /// The lease is capped at [`MAX_LEASE`] so that deliveries a crashed process held are
+    /// resumed within 10 seconds (SPEC §6) even with long timeouts; with a timeout above six
+    /// seconds a very slow receiver may therefore get a duplicate, which at-least-once allows.
     fn lease(&self) -> chrono::TimeDelta {
-        chrono::TimeDelta::from_std(self.settings.timeout + Duration::from_secs(2))
-            .unwrap_or(chrono::TimeDelta::seconds(10))
+        let lease = (self.settings.timeout + Duration::from_secs(2)).min(MAX_LEASE);
+        chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::seconds(8))
     }
 
     /// Claims what is due now and delivers it, one attempt each, waiting for all of them;

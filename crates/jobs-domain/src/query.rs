@@ -104,8 +104,8 @@ pub enum QueryError {
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, ValidationError> {
     match value {
-        "true" | "True" | "1" => Ok(true),
-        "false" | "False" | "0" => Ok(false),
+        "true" => Ok(true),
+        "false" => Ok(false),
         _ => Err(ValidationError::new(name, "must be true or false")),
     }
 }
@@ -258,8 +258,8 @@ impl ListQuery {
 fn non_empty(key: &str, value: &str) -> Result<String, ValidationError> {
     if value.is_empty() {
         Err(ValidationError::new(key, "must not be empty"))
-    } else if value.len() > 256 {
-        Err(ValidationError::new(key, "must be at most 256 bytes"))
+    } else if value.chars().count() > 256 {
+        Err(ValidationError::new(key, "must be at most 256 characters"))
     } else {
         Ok(value.to_owned())
     }

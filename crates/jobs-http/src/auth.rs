@@ -211,10 +211,13 @@ impl Caller {
         let acting_as = match req.headers().get("user_id") {
             None => None,
             Some(value) => {
-                let user =
-                    value.to_str().ok().filter(|u| !u.is_empty() && u.len() <= 256).ok_or_else(
-                        || ApiError::validation("user_id header: must be a non-empty user id"),
-                    )?;
+                if !crate::handlers::is_header_text(value.as_bytes()) {
+                    return Err(ApiError::validation(
+                        "user_id header: must be 1 to 256 visible ASCII characters",
+                    ));
+                }
+                let user = String::from_utf8_lossy(value.as_bytes());
+                let user = user.as_ref();
                 if user == claims.sub {
                     None
                 } else if admin {

@@ -200,70 +200,187 @@ pub struct CreateJobRequest {
     /// Background flag (default false).
     pub background: Option<bool>,
     /// Associated agent.
-    #[schema(max_length = 256)]
+    #[schema(min_length = 1, max_length = 256)]
     pub agent_id: Option<String>,
     /// Associated data source (folder).
-    #[schema(max_length = 256)]
+    #[schema(min_length = 1, max_length = 256)]
     pub source_id: Option<String>,
-    /// Absolute http(s) URL to POST to when the job finishes.
-    #[schema(max_length = 2048)]
+    /// Absolute http(s) URL to POST to when the job finishes. Hosts that are or resolve to
+    /// loopback, private, link-local or unspecified addresses are refused (422) unless the
+    /// server allows private targets. The pattern describes the host-name form; IP-literal
+    /// hosts are accepted too.
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?[.])*[a-z]([a-z0-9-]{0,30}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
+    )]
     pub callback_url: Option<String>,
     /// Longest time allowed in `running`, in seconds.
+    #[serde(default, deserialize_with = "nullable_integer")]
     #[schema(minimum = 1, maximum = 2147483647)]
     pub timeout_seconds: Option<i64>,
 }
 
-/// A worker's update: at least one field. Unknown fields are refused.
+/// A worker's update: at least one field. Unknown fields, and `null` values, are refused.
 #[derive(Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateJobRequest {
     /// The next status, checked against the lifecycle.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub status: Option<JobStatusDto>,
     /// A JSON merge patch (RFC 7396) applied to the job's metadata.
-    #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Object, nullable = false)]
     pub metadata: Option<Metadata>,
     /// Time to first token, in nanoseconds.
-    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "present_integer")]
+    #[schema(minimum = 0, nullable = false)]
     pub ttft_ns: Option<i64>,
     /// Total duration, in nanoseconds.
-    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "present_integer")]
+    #[schema(minimum = 0, nullable = false)]
     pub total_duration_ns: Option<i64>,
+}
+
+/// An integer as JSON Schema counts them: `747` or `747.0`, never `747.5`, and within i64.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    // 2^63 as f64; anything at or beyond it does not fit.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) => Ok(f as i64),
+        _ => Err(D::Error::custom(format!("expected an integer within 64 bits, got {number}"))),
+    }
+}
+
+/// [`integer`], optional and nullable.
+fn nullable_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "integer")] i64);
+    Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|w| w.0))
+}
+
+/// [`integer`], optional but not `null`.
+fn present_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    integer(deserializer).map(Some)
+}
+
+/// A field that may be left out but, when present, must not be `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The order of a list.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderDto {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// The field lists are ordered by.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+pub enum OrderByDto {
+    /// Creation time (then id).
+    #[serde(rename = "created_at")]
+    CreatedAt,
 }
 
 /// List parameters (documentation only: the handler parses the query string itself, so
 /// that repeated and comma-separated `status` values both work).
+///
+/// `source_id` is also accepted, as a deprecated alias of `folder_id` (the two given with
+/// different values are 422); it is left out here so that generated clients use
+/// `folder_id`.
 #[derive(Deserialize, IntoParams, Debug)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct ListParams {
-    /// Only these statuses: repeat the parameter or separate values with commas.
+    /// Only these statuses: repeat the parameter, or separate values with commas.
     #[param(style = Form, explode = true)]
     pub status: Option<Vec<JobStatusDto>>,
     /// Only active jobs (`created`, `pending`, `running`).
     pub active: Option<bool>,
     /// Only this job type.
     pub job_type: Option<JobTypeDto>,
-    /// Deprecated alias of `folder_id`.
-    pub source_id: Option<String>,
-    /// Only jobs of this source/folder.
+    /// Only jobs of this source/folder (`source_id` is a deprecated alias).
+    #[param(min_length = 1, max_length = 256)]
     pub folder_id: Option<String>,
     /// Only jobs of this agent.
+    #[param(min_length = 1, max_length = 256)]
     pub agent_id: Option<String>,
-    /// Job id cursor: only jobs older than it.
+    /// Job id cursor: only jobs older than it. A cursor that is not one of your jobs, or
+    /// `before` not newer than `after`, is 400 `invalid_cursor`.
+    #[param(pattern = "^job-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub before: Option<String>,
     /// Job id cursor: only jobs newer than it.
+    #[param(pattern = "^job-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100; 50 on `/active`).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `asc` oldest first, `desc` newest first (default `desc`; `asc` on `/active`).
-    #[param(pattern = "^(asc|desc)$")]
-    pub order: Option<String>,
+    pub order: Option<OrderDto>,
     /// The only accepted value is `created_at`.
-    #[param(pattern = "^created_at$")]
-    pub order_by: Option<String>,
+    pub order_by: Option<OrderByDto>,
     /// Deprecated: overrides `order` when given (`true` = `asc`).
     pub ascending: Option<bool>,
+}
+
+/// The `job_id` path parameter.
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct JobIdPath {
+    /// The job's id: `job-` and a lowercase UUID (anything else is 422).
+    #[param(pattern = "^job-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub job_id: String,
+}
+
+/// The `user_id` header.
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct ActingUser {
+    /// Act for this user: a no-op when it is the token's `sub`, otherwise it needs the
+    /// `jobs:admin` scope (403 without it).
+    #[param(rename = "user_id", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    pub user_id: Option<String>,
+}
+
+/// The `X-Project-Id` header.
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct ProjectHeader {
+    /// The project: stored on jobs created with it; filters lists.
+    #[param(rename = "X-Project-Id", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    pub x_project_id: Option<String>,
+}
+
+/// The `Idempotency-Key` header.
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKey {
+    /// Makes retries safe: the same key from the same user within 24 hours returns the job
+    /// created the first time (200); with a different body it is 409.
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    pub idempotency_key: Option<String>,
 }
 
 /// Health answer.

@@ -10,7 +10,10 @@ use jobs_store::{JobStore, StoreResult};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
-use crate::dto::{CreateJobRequest, JobView, ListParams, UpdateJobRequest};
+use crate::dto::{
+    ActingUser, CreateJobRequest, IdempotencyKey, JobIdPath, JobView, ListParams, ProjectHeader,
+    UpdateJobRequest,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
@@ -36,19 +39,24 @@ fn parse_job_id(raw: &str) -> Result<JobId, ApiError> {
     })
 }
 
+/// Whether a header value is 1 to 256 visible ASCII characters, spaces allowed inside (the
+/// `^[!-~]([ -~]*[!-~])?$` pattern, at most 256 long, of the OpenAPI document).
+pub(crate) fn is_header_text(value: &[u8]) -> bool {
+    (1..=MAX_ID_LEN).contains(&value.len())
+        && value.iter().all(|b| (b' '..=b'~').contains(b))
+        && value.first() != Some(&b' ')
+        && value.last() != Some(&b' ')
+}
+
 fn header_value(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
     match req.headers().get(name) {
         None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .filter(|v| !v.is_empty() && v.len() <= MAX_ID_LEN)
-            .map(|v| Some(v.to_owned()))
-            .ok_or_else(|| {
-                ApiError::validation(format!(
-                    "{name} header: must be visible ASCII, 1 to {MAX_ID_LEN} bytes"
-                ))
-            }),
+        Some(value) if is_header_text(value.as_bytes()) => {
+            Ok(Some(String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        }
+        Some(_) => Err(ApiError::validation(format!(
+            "{name} header: must be 1 to {MAX_ID_LEN} visible ASCII characters"
+        ))),
     }
 }
 
@@ -157,9 +165,7 @@ async fn check_callback_url(value: &Option<String>, allow_private: bool) -> Resu
 /// next page (`rel="next"`) with the same filters. `X-Project-Id` filters by project.
 #[utoipa::path(
     get, path = "/api/jobs", tag = "jobs",
-    params(ListParams,
-        ("user_id" = Option<String>, Header, description = "Act for this user (needs jobs:admin unless it is the token's sub)"),
-        ("X-Project-Id" = Option<String>, Header, description = "Only jobs of this project")),
+    params(ListParams, ActingUser, ProjectHeader),
     responses(
         (status = 200, description = "A page of jobs", body = Vec<JobView>,
             headers(("Link" = String, description = "RFC 8288 link to the next page, rel=\"next\""))),
@@ -167,6 +173,7 @@ async fn check_callback_url(value: &Option<String>, allow_private: bool) -> Resu
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 422, description = "Bad query parameter", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
     security(("bearer_auth" = []))
 )]
@@ -183,9 +190,7 @@ pub async fn list_jobs(
 /// Same parameters as the list, with 50 jobs per page, oldest first, by default.
 #[utoipa::path(
     get, path = "/api/jobs/active", tag = "jobs",
-    params(ListParams,
-        ("user_id" = Option<String>, Header, description = "Act for this user (needs jobs:admin unless it is the token's sub)"),
-        ("X-Project-Id" = Option<String>, Header, description = "Only jobs of this project")),
+    params(ListParams, ActingUser, ProjectHeader),
     responses(
         (status = 200, description = "A page of active jobs", body = Vec<JobView>,
             headers(("Link" = String, description = "RFC 8288 link to the next page, rel=\"next\""))),
@@ -193,6 +198,7 @@ pub async fn list_jobs(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 422, description = "Bad query parameter", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
     security(("bearer_auth" = []))
 )]
@@ -258,14 +264,14 @@ fn next_link(path: &str, pairs: &[(String, String)], query: &ListQuery, last: Jo
 /// Get one job.
 #[utoipa::path(
     get, path = "/api/jobs/{job_id}", tag = "jobs",
-    params(("job_id" = String, Path, description = "The job's id"),
-        ("user_id" = Option<String>, Header, description = "Act for this user (needs jobs:admin unless it is the token's sub)")),
+    params(JobIdPath, ActingUser),
     responses(
         (status = 200, description = "The job", body = JobView),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 404, description = "No such job (or not yours)", body = ErrorBody),
         (status = 422, description = "Malformed job id", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
     security(("bearer_auth" = []))
 )]
@@ -287,10 +293,7 @@ pub async fn get_job(
 #[utoipa::path(
     post, path = "/api/jobs", tag = "jobs",
     request_body(content = CreateJobRequest, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first job is returned again"),
-        ("user_id" = Option<String>, Header, description = "Create for this user (needs jobs:admin unless it is the token's sub)"),
-        ("X-Project-Id" = Option<String>, Header, description = "Stored as the job's project_id")),
+    params(IdempotencyKey, ActingUser, ProjectHeader),
     responses(
         (status = 201, description = "Created", body = JobView),
         (status = 200, description = "Created earlier with the same Idempotency-Key", body = JobView),
@@ -300,6 +303,7 @@ pub async fn get_job(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
     security(("bearer_auth" = []))
 )]
@@ -338,8 +342,7 @@ pub async fn create_job(
 #[utoipa::path(
     patch, path = "/api/jobs/{job_id}", tag = "jobs",
     request_body(content = UpdateJobRequest, content_type = "application/json"),
-    params(("job_id" = String, Path, description = "The job's id"),
-        ("user_id" = Option<String>, Header, description = "Act for this user (needs jobs:admin unless it is the token's sub)")),
+    params(JobIdPath, ActingUser),
     responses(
         (status = 200, description = "The updated job", body = JobView),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
@@ -349,6 +352,7 @@ pub async fn create_job(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid body or job id", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
     security(("bearer_auth" = []))
 )]
@@ -378,8 +382,7 @@ pub async fn update_job(
 /// changes nothing and succeeds; a `completed`, `failed` or `expired` job is 409.
 #[utoipa::path(
     patch, path = "/api/jobs/{job_id}/cancel", tag = "jobs",
-    params(("job_id" = String, Path, description = "The job's id"),
-        ("user_id" = Option<String>, Header, description = "Act for this user (needs jobs:admin unless it is the token's sub)")),
+    params(JobIdPath, ActingUser),
     responses(
         (status = 200, description = "The cancelled job", body = JobView),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
@@ -387,6 +390,7 @@ pub async fn update_job(
         (status = 404, description = "No such job (or not yours)", body = ErrorBody),
         (status = 409, description = "The job already finished", body = ErrorBody),
         (status = 422, description = "Malformed job id", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
     security(("bearer_auth" = []))
 )]
@@ -407,8 +411,7 @@ pub async fn cancel_job(
 /// first.
 #[utoipa::path(
     delete, path = "/api/jobs/{job_id}", tag = "jobs",
-    params(("job_id" = String, Path, description = "The job's id"),
-        ("user_id" = Option<String>, Header, description = "Act for this user (needs jobs:admin unless it is the token's sub)")),
+    params(JobIdPath, ActingUser),
     responses(
         (status = 200, description = "The deleted job", body = JobView),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
@@ -416,6 +419,7 @@ pub async fn cancel_job(
         (status = 404, description = "No such job (or not yours)", body = ErrorBody),
         (status = 409, description = "The job is still active", body = ErrorBody),
         (status = 422, description = "Malformed job id", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
     security(("bearer_auth" = []))
 )]

@@ -15,6 +15,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::error::ErrorBody;
 use crate::AppState;
 
 /// The header that carries a request's id.
@@ -154,7 +155,10 @@ impl StoreObserver for Metrics {
     }
 }
 
-/// `GET /metrics`: Prometheus text format, no auth.
+/// Prometheus metrics in the text exposition format (no auth).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Metrics", content_type = "text/plain", body = String),
+        (status = 500, description = "Unexpected server error", body = ErrorBody)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -191,12 +195,19 @@ pub async fn observe(
     if let Some(metrics) = metrics {
         metrics.observe_request(&route, &method, status, latency);
     }
-    let user = res.request().extensions().get::<RequestUser>().map(|u| u.0.clone());
+    let request = res.request();
+    let user = request.extensions().get::<RequestUser>().map(|u| u.0.clone());
+    let header = |name: &str| {
+        request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
+    };
     log::info!(
         target: "jobs::request",
-        "method={method} route={route} status={status} latency_ms={:.3} user={} request_id={id}",
+        "method={method} route={route} status={status} latency_ms={:.3} user={} request_id={id} \
+         user_agent={:?} sdk_version={:?}",
         latency.as_secs_f64() * 1e3,
         user.as_deref().unwrap_or("-"),
+        header("user-agent"),
+        header("x-stainless-package-version"),
     );
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);

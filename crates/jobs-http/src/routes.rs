@@ -7,9 +7,13 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, HttpResponse, ResponseError};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
-use crate::dto::{CreateJobRequest, Health, JobStatusDto, JobTypeDto, JobView, UpdateJobRequest};
+use crate::dto::{
+    CreateJobRequest, Health, JobStatusDto, JobTypeDto, JobView, OrderByDto, OrderDto,
+    UpdateJobRequest,
+};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::handlers;
 use crate::AppState;
@@ -35,8 +39,9 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
         handlers::cancel_job,
         healthz,
         readyz,
+        crate::metrics::metrics,
     ),
-    components(schemas(JobView, JobStatusDto, JobTypeDto, CreateJobRequest, UpdateJobRequest,
+    components(schemas(OrderDto, OrderByDto, JobView, JobStatusDto, JobTypeDto, CreateJobRequest, UpdateJobRequest,
         ErrorBody, ErrorDetail, Health)),
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Jobs and their lifecycle"),
@@ -55,12 +60,28 @@ impl Modify for BearerAuth {
             "A JWT with `sub`, `exp` and `scope` (jobs:read, jobs:write, jobs:admin).".to_owned(),
         );
         components.add_security_scheme("bearer_auth", SecurityScheme::Http(scheme));
+        // An update names at least one field. (utoipa's `min_properties` attribute writes
+        // `maxProperties`, so this is set here.)
+        if let Some(RefOr::T(Schema::Object(update))) =
+            components.schemas.get_mut("UpdateJobRequest")
+        {
+            update.min_properties = Some(1);
+            update.max_properties = None;
+        }
     }
 }
 
-/// 405 for a known path with a method it does not serve.
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::method_not_allowed().error_response()
+/// 405 for a known path with a method it does not serve, with the `Allow` header RFC 9110
+/// requires.
+pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = ApiError::method_not_allowed().error_response();
+    response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
+}
+
+/// A resource's fallback route: 405 with `Allow`.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { method_not_allowed(allow) })
 }
 
 /// 404 for an unknown path.
@@ -76,31 +97,31 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
             web::resource(format!("{prefix}/jobs"))
                 .route(web::get().to(handlers::list_jobs))
                 .route(web::post().to(handlers::create_job))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(not_allowed("GET, POST")),
         )
         .service(
             web::resource(format!("{prefix}/jobs/active"))
                 .route(web::get().to(handlers::list_active_jobs))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::resource(format!("{prefix}/jobs/{{job_id}}"))
                 .route(web::get().to(handlers::get_job))
                 .route(web::patch().to(handlers::update_job))
                 .route(web::delete().to(handlers::delete_job))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(not_allowed("GET, PATCH, DELETE")),
         )
         .service(
             web::resource(format!("{prefix}/jobs/{{job_id}}/cancel"))
                 .route(web::patch().to(handlers::cancel_job))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(not_allowed("PATCH")),
         );
     }
     cfg.service(
         web::resource("/v1/jobs/")
             .route(web::get().to(handlers::list_jobs))
             .route(web::post().to(handlers::create_job))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, POST")),
     );
 }
 
@@ -109,17 +130,13 @@ pub fn health_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/metrics")
             .route(web::get().to(crate::metrics::metrics))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/healthz")
-            .route(web::get().to(healthz))
-            .default_service(web::to(method_not_allowed)),
+        web::resource("/healthz").route(web::get().to(healthz)).default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/readyz")
-            .route(web::get().to(readyz))
-            .default_service(web::to(method_not_allowed)),
+        web::resource("/readyz").route(web::get().to(readyz)).default_service(not_allowed("GET")),
     );
 }
 

@@ -42,9 +42,15 @@ impl JobStore {
     pub fn purge_finished_before(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
         let mut conn = self.conn()?;
         write_transaction(&mut conn, |conn| {
+            // A job whose webhook is still being retried stays until it is delivered or
+            // given up, whatever the retention: at-least-once comes first.
+            let pending = webhook_deliveries::table
+                .filter(webhook_deliveries::job_id.eq(jobs::id))
+                .filter(webhook_deliveries::state.eq("pending"));
             let ids: Vec<String> = jobs::table
                 .filter(jobs::completed_at.lt(cutoff.naive_utc()))
                 .filter(jobs::status.eq_any(["completed", "failed", "cancelled", "expired"]))
+                .filter(diesel::dsl::not(diesel::dsl::exists(pending)))
                 .order(jobs::completed_at.asc())
                 .limit(limit)
                 .select(jobs::id)
@@ -60,6 +66,23 @@ impl JobStore {
                 .execute(conn)?;
             Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(&ids))).execute(conn)?)
         })
+    }
+
+    /// Deletes up to `limit` finished delivery records (delivered or given up) last touched
+    /// before `cutoff`, such as those of jobs deleted by their users; returns how many.
+    pub fn purge_deliveries_before(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
+        let mut conn = self.conn()?;
+        let ids: Vec<String> = webhook_deliveries::table
+            .filter(webhook_deliveries::state.ne("pending"))
+            .filter(webhook_deliveries::updated_at.lt(cutoff.naive_utc()))
+            .limit(limit)
+            .select(webhook_deliveries::id)
+            .load(&mut conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+            .execute(&mut conn)?)
     }
 
     /// Deletes up to `limit` idempotency keys created before `cutoff` (they no longer

@@ -118,6 +118,11 @@ fn malformed_json_unknown_fields_and_wrong_types_are_422() {
         "{\"job_type\": \"run\"}",
         "{\"status\": \"pending\", \"extra\": true}",
         "{\"status\": null}",
+        "{\"metadata\": null}",
+        "{\"ttft_ns\": null, \"status\": \"pending\"}",
+        "{\"ttft_ns\": 99999999999999999999}",
+        "{\"total_duration_ns\": 99999999999999999999}",
+        "{\"total_duration_ns\": -99999999999999999999}",
     ] {
         patch_raw(&server, &path, body).assert_error(422, "validation_error");
     }
@@ -130,6 +135,22 @@ fn malformed_json_unknown_fields_and_wrong_types_are_422() {
 }
 
 #[test]
+fn integral_floats_count_as_integers_as_in_json_schema() {
+    let server = TestServer::start();
+    let created = server.create(&user("ann"), json!({"timeout_seconds": 60.0}));
+    assert_eq!(created["timeout_seconds"], 60);
+    let path = format!("/api/jobs/{}", created["id"].as_str().unwrap());
+    let updated =
+        server.patch(&path, &user("ann"), json!({"ttft_ns": 5.0, "total_duration_ns": 1e3}));
+    updated.assert_status(200);
+    assert_eq!(updated.body["ttft_ns"], 5);
+    assert_eq!(updated.body["total_duration_ns"], 1000);
+    for body in [json!({"ttft_ns": 9.3e18}), json!({"ttft_ns": -1.0}), json!({"ttft_ns": "5"})] {
+        server.patch(&path, &user("ann"), body).assert_error(422, "validation_error");
+    }
+}
+
+#[test]
 fn deeply_nested_json_is_a_422_not_a_crash() {
     let server = TestServer::start();
     let deep_array = "[".repeat(100_000);
@@ -139,6 +160,34 @@ fn deeply_nested_json_is_a_422_not_a_crash() {
     post_raw(&server, "/api/jobs", Some("application/json"), deep_object)
         .assert_error(422, "validation_error");
     server.send(server.request(Method::GET, "/healthz")).assert_status(200);
+}
+
+#[test]
+fn header_values_outside_visible_ascii_are_422() {
+    let server = TestServer::start();
+    let token = user("ann");
+    for (name, value) in
+        [("X-Project-Id", "a\tb"), ("Idempotency-Key", "k\tk"), ("user_id", "ann\tx")]
+    {
+        let reply = server.send(
+            server
+                .request(Method::POST, "/api/jobs")
+                .bearer_auth(&token)
+                .header(name, value)
+                .json(&json!({})),
+        );
+        reply.assert_error(422, "validation_error");
+    }
+    assert!(server.get("/api/jobs", &token).body.as_array().unwrap().is_empty());
+    let spaced = server.send(
+        server
+            .request(Method::POST, "/api/jobs")
+            .bearer_auth(&token)
+            .header("X-Project-Id", "my project")
+            .json(&json!({})),
+    );
+    spaced.assert_status(201);
+    assert_eq!(spaced.body["project_id"], "my project");
 }
 
 #[test]
@@ -189,6 +238,16 @@ fn a_run_of_bad_requests_leaves_the_data_as_it_was() {
 
 fn token_without_write() -> String {
     token("ann", "jobs:read")
+}
+
+#[test]
+fn booleans_are_true_or_false_and_numbers_stay_in_range() {
+    let server = TestServer::start();
+    let token = user("ann");
+    for bad in ["active=1", "active=True", "ascending=0", "limit=99999999999999999999"] {
+        server.get(&format!("/api/jobs?{bad}"), &token).assert_error(422, "validation_error");
+    }
+    server.get("/api/jobs?active=true&ascending=false", &token).assert_status(200);
 }
 
 #[test]

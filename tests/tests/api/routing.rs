@@ -33,6 +33,11 @@ fn a_known_path_with_a_wrong_method_is_405_before_authentication() {
     for (method, path) in cases {
         let anonymous = server.send(server.request(method.clone(), &path));
         anonymous.assert_error(405, "method_not_allowed");
+        let allow = anonymous.header("allow").unwrap_or_default();
+        assert!(
+            !allow.is_empty() && !allow.contains(method.as_str()),
+            "{method} {path}: Allow {allow}"
+        );
         let authed = server.send(server.request(method, &path).bearer_auth(user("ann")));
         authed.assert_error(405, "method_not_allowed");
     }

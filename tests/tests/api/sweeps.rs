@@ -147,6 +147,16 @@ fn retention_purges_only_finished_jobs_older_than_the_limit() {
     assert!(store.get(&vis, old_failed).is_err());
     assert!(store.get(&vis, recent_done).is_ok());
     assert!(store.get(&vis, old_active).is_ok());
+    // A finished job whose webhook is still pending is kept until it is delivered.
+    let with_hook =
+        NewJob { callback_url: Some("https://example.com/h".into()), ..NewJob::default() };
+    let waiting = store.create(owner.clone(), with_hook, None).unwrap().job.id;
+    store.cancel(&vis, waiting).unwrap();
+    db.execute(&format!(
+        "UPDATE jobs SET completed_at = '2020-01-01 00:00:00' WHERE id = '{waiting}'"
+    ));
+    assert_eq!(store.purge_finished_before(cutoff, 100).unwrap(), 0);
+    assert!(store.get(&vis, waiting).is_ok());
     // The purged job's idempotency key went with it: the key creates a new job now.
     let again = store.create(owner.clone(), NewJob::default(), Some("k1")).unwrap();
     assert!(!again.replayed);
