@@ -27,7 +27,7 @@ unshare --net bash -euo pipefail -c '
     JOBS_DATABASE_URL="$DATABASE_URL" JOBS_BIND="127.0.0.1:$PORT" JOBS_JWT_SECRET="$SECRET" \
         JOBS_WEBHOOK_ALLOW_PRIVATE=true RUST_LOG=warn "$BIN" &
     server=$!
-    trap "kill $server 2>/dev/null || true" EXIT
+    trap "kill $server 2>/dev/null; wait $server 2>/dev/null || true" EXIT
     for _ in $(seq 200); do
         curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
         sleep 0.05

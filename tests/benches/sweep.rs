@@ -76,6 +76,19 @@ fn get_load(server: &TestServer, ids: &[String], n: usize) -> Stats {
     })
 }
 
+fn list_load(server: &TestServer, query: String, n: usize) -> Stats {
+    let base = server.base.clone();
+    let token = user("bench");
+    let client = reqwest::Client::new();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tokio::task::LocalSet::new().block_on(&runtime, async move {
+        phase(n, 8, 200, move |_| {
+            client.get(format!("{base}/api/jobs?{query}")).bearer_auth(&token)
+        })
+        .await
+    })
+}
+
 fn main() {
     let total = knob("BENCH_TOTAL_JOBS", 1_000_000);
     let every = knob("BENCH_OVERDUE_EVERY", 10);
@@ -123,6 +136,13 @@ fn main() {
     during.print(&format!("GET during sweep ({:.0}% swept)", during_fraction * 100.0));
     let after = get_load(&server, &ids, 20000);
     after.print("GET with no sweep running");
+    // Keyset pagination over the same rows: the first page, and a page with 90% of the jobs
+    // newer than its cursor (900 000 deep for the default million).
+    let deep = total / 10;
+    let cursor = format!("job-{deep:08x}-0000-7000-8000-{deep:012x}");
+    list_load(&server, "limit=100".into(), 2000).print("GET /api/jobs first page");
+    list_load(&server, format!("limit=100&before={cursor}"), 2000)
+        .print(&format!("GET /api/jobs {} deep", total - deep - 1));
     // An idle sweep (nothing due) over the same million rows.
     let store = jobs_store::JobStore::open(
         &jobs_store::DatabaseUrl::parse(server.db.url()).unwrap(),

@@ -2,74 +2,19 @@
 //! On SQLite by default; on PostgreSQL when `JOBS_TEST_DATABASE_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 #[allow(dead_code)] // shared with the jobs-tests harness, which uses all of it
 #[path = "../../../tests/src/db.rs"]
 mod db;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{spawn, wait_ready, Server};
 use db::TestDatabase;
 use diesel::{Connection, QueryableByName, RunQueryDsl};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_jobs-server");
-const SECRET: &str = "replica-test-secret";
-
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_replica(url: &str) -> Replica {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(BIN)
-        .env("JOBS_DATABASE_URL", url)
-        .env("JOBS_BIND", format!("127.0.0.1:{port}"))
-        .env("JOBS_JWT_SECRET", SECRET)
-        .env("JOBS_WORKERS", "2")
-        .env("JOBS_POOL_SIZE", "8")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    Replica { child, base: format!("http://127.0.0.1:{port}") }
-}
-
-fn wait_healthy(client: &Client, replica: &mut Replica) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/readyz", replica.base)).send() {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        if let Some(status) = replica.child.try_wait().unwrap() {
-            panic!("replica exited during start-up: {status}");
-        }
-        assert!(Instant::now() < deadline, "replica never became ready");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn token() -> String {
-    let claims = json!({"sub": "fleet", "exp": chrono::Utc::now().timestamp() + 3600, "scope": "jobs:read jobs:write"});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
-}
 
 fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(64).build().unwrap()
@@ -97,12 +42,13 @@ fn conflicting_requests_through_two_replicas_have_exactly_one_winner_per_job() {
     const PARALLEL_JOBS: usize = 4;
     let database = TestDatabase::new();
     let client = client();
-    let mut replicas = [spawn_replica(database.url()), spawn_replica(database.url())];
+    let fleet = [("JOBS_WORKERS", "2"), ("JOBS_POOL_SIZE", "8")];
+    let mut replicas = [spawn(database.url(), &fleet), spawn(database.url(), &fleet)];
     for replica in replicas.iter_mut() {
-        wait_healthy(&client, replica);
+        wait_ready(replica);
     }
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
-    let token = token();
+    let token = common::token("fleet");
 
     // Create the jobs and start them, alternating replicas.
     let mut ids = Vec::new();
@@ -249,9 +195,10 @@ fn applied_migrations(database: &TestDatabase) -> Vec<String> {
 fn replicas_starting_together_on_an_empty_database_all_come_up_and_migrate_it_once() {
     let database = TestDatabase::new();
     let client = client();
-    let mut replicas: Vec<Replica> = (0..4).map(|_| spawn_replica(database.url())).collect();
+    let fleet = [("JOBS_WORKERS", "2"), ("JOBS_POOL_SIZE", "8")];
+    let mut replicas: Vec<Server> = (0..4).map(|_| spawn(database.url(), &fleet)).collect();
     for replica in replicas.iter_mut() {
-        wait_healthy(&client, replica);
+        wait_ready(replica);
     }
     let migrations =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/sqlite"))
@@ -263,7 +210,7 @@ fn replicas_starting_together_on_an_empty_database_all_come_up_and_migrate_it_on
     assert_eq!(unique.len(), applied.len());
 
     // Every replica serves the same data.
-    let token = token();
+    let token = common::token("fleet");
     for replica in &replicas {
         let (status, _) = send(
             &client,

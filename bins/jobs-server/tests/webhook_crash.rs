@@ -2,6 +2,7 @@
 //! a new process starts on the same database, and every webhook arrives.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 #[allow(dead_code)] // shared with the jobs-tests harness
 #[path = "../../../tests/src/db.rs"]
 mod db;
@@ -10,64 +11,27 @@ mod db;
 mod receiver;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Server;
 use db::TestDatabase;
 use receiver::Receiver;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jobs-server");
-const SECRET: &str = "crash-test-secret";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(BIN)
-        .env("JOBS_DATABASE_URL", url)
-        .env("JOBS_BIND", format!("127.0.0.1:{port}"))
-        .env("JOBS_JWT_SECRET", SECRET)
-        .env("JOBS_WEBHOOK_ALLOW_PRIVATE", "true")
-        .env("JOBS_WEBHOOK_TIMEOUT_MS", "3000")
-        .env("JOBS_WEBHOOK_RETRY_BASE_MS", "200")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let client = Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "server never became ready");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    server
+    common::start(
+        url,
+        &[
+            ("JOBS_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("JOBS_WEBHOOK_TIMEOUT_MS", "3000"),
+            ("JOBS_WEBHOOK_RETRY_BASE_MS", "200"),
+        ],
+    )
 }
 
 fn token() -> String {
-    let claims = json!({"sub": "crash", "exp": chrono::Utc::now().timestamp() + 3600, "scope": "jobs:read jobs:write"});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    common::token("crash")
 }
 
 fn call(client: &Client, method: reqwest::Method, url: String, body: Option<Value>) -> Value {
