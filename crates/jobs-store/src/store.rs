@@ -97,6 +97,23 @@ fn visible(vis: &Visibility) -> jobs::BoxedQuery<'_, MultiBackend> {
     }
 }
 
+/// `(created_at, id) <op> (at, id)`: a row-value comparison, which SQLite (3.15+) and
+/// PostgreSQL both turn into an index range.
+fn keyset_bound(
+    op: &'static str,
+    at: NaiveDateTime,
+    id: String,
+) -> Box<dyn BoxableExpression<jobs::table, MultiBackend, SqlType = diesel::sql_types::Bool>> {
+    use diesel::sql_types::{Text, Timestamp};
+    Box::new(
+        diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("(jobs.created_at, jobs.id) {op} ("))
+            .bind::<Timestamp, _>(at)
+            .sql(", ")
+            .bind::<Text, _>(id)
+            .sql(")"),
+    )
+}
+
 /// The SQL of a list page (without its cursors' lookup), shared by `list` and the
 /// query-plan tests.
 pub(crate) fn list_query<'a>(
@@ -122,17 +139,15 @@ pub(crate) fn list_query<'a>(
     if let Some(project) = &q.project_id {
         query = query.filter(jobs::project_id.eq(project));
     }
-    // Keyset bounds on (created_at, id). The plain `<=`/`>=` on created_at is implied by the
-    // OR that follows; it is there so the planner can seek the index instead of scanning.
+    // Keyset bounds on the full key, as row values: `(created_at, id) < (?, ?)` is one
+    // range on the index, so a page costs the same however deep it starts, even when many
+    // jobs share a timestamp (an `a < x OR (a = x AND b < y)` form would seek on
+    // `created_at` alone and walk every tie).
     if let Some((at, id)) = before {
-        query = query
-            .filter(jobs::created_at.le(at))
-            .filter(jobs::created_at.lt(at).or(jobs::id.lt(id)));
+        query = query.filter(keyset_bound("<", at, id));
     }
     if let Some((at, id)) = after {
-        query = query
-            .filter(jobs::created_at.ge(at))
-            .filter(jobs::created_at.gt(at).or(jobs::id.gt(id)));
+        query = query.filter(keyset_bound(">", at, id));
     }
     query = match q.order {
         Order::Asc => query.order_by((jobs::created_at.asc(), jobs::id.asc())),
@@ -505,10 +520,18 @@ mod tests {
                             list_on(c, vis, &q).unwrap();
                         });
                         for statement in &sql {
-                            assert_indexed(
-                                &plan(&mut conn, statement),
-                                &format!("{filter:?} {cursor:?} {vis:?}"),
-                            );
+                            let lines = plan(&mut conn, statement);
+                            let what = format!("{filter:?} {cursor:?} {vis:?} {:?}", q.project_id);
+                            assert_indexed(&lines, &what);
+                            // With a cursor and no multi-status filter, the seek itself is
+                            // on the (created_at, id) row value: no walk over ties.
+                            let multi = q.statuses.as_ref().is_some_and(|s| s.len() > 1);
+                            if statement.contains("(jobs.created_at, jobs.id)") && !multi {
+                                assert!(
+                                    lines.iter().any(|l| l.contains("(created_at,id)")),
+                                    "{what}: the cursor is not part of the index seek: {lines:?}"
+                                );
+                            }
                             checked += 1;
                         }
                     }
