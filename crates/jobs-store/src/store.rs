@@ -156,20 +156,28 @@ pub(crate) fn list_query<'a>(
     query.limit(i64::from(q.limit.get()) + 1)
 }
 
-/// One visible job by id. The query is not boxed, so its SQL is fixed at compile time and
-/// diesel reuses the prepared statement: this is the hottest query of the API.
+/// One visible job by id: the hottest query of the API.
+///
+/// It looks the job up by primary key alone and checks visibility on the row: a query that
+/// also named `org_id` and `user_id` let PostgreSQL's generic plan pick a (org_id, user_id, …)
+/// index before the table had statistics, and walk all of a user's jobs. It runs on the
+/// concrete connection with SQL fixed at compile time, so each backend's statement cache
+/// keeps it prepared (through the multi-backend wrapper, diesel prepares it every time).
 fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
     let id = id.to_string();
-    let query = jobs::table.filter(jobs::id.eq(&id)).filter(jobs::org_id.eq(&vis.org_id));
-    let row = match &vis.user_id {
-        Some(user) => query
-            .filter(jobs::user_id.eq(user))
-            .select(JobRow::as_select())
-            .first(conn)
-            .optional()?,
-        None => query.select(JobRow::as_select()).first(conn).optional()?,
+    // The same query for each backend (`as_select` is typed by backend, hence the macro).
+    macro_rules! by_id {
+        ($conn:expr) => {
+            jobs::table.find(&id).select(JobRow::as_select()).first($conn).optional()?
+        };
+    }
+    let row: Option<JobRow> = match conn {
+        DbConnection::Sqlite(c) => by_id!(c),
+        DbConnection::Postgres(c) => by_id!(c),
     };
-    Ok(row)
+    Ok(row.filter(|row| {
+        row.org_id == vis.org_id && vis.user_id.as_ref().is_none_or(|user| *user == row.user_id)
+    }))
 }
 
 fn find_in(conn: &mut DbConnection, reach: Reach<'_>, id: JobId) -> StoreResult<Option<JobRow>> {
