@@ -121,7 +121,13 @@ pub struct Config {
     #[arg(long, env = "JOBS_WORKERS", global = true)]
     pub workers: Option<usize>,
     /// Log filter (env_logger syntax).
-    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
+    #[arg(
+        long = "log",
+        alias = "rust-log",
+        env = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
     pub log: String,
 }
 

@@ -21,6 +21,8 @@ use tokio::sync::Semaphore;
 const CONCURRENCY: usize = 16;
 /// How often an idle dispatcher looks for due deliveries.
 const POLL: Duration = Duration::from_millis(200);
+/// How much of a receiver's answer is read (and then dropped).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Longest claim on a delivery (see [`Dispatcher::lease`]).
 const MAX_LEASE: Duration = Duration::from_secs(8);
 /// Longest wait between two attempts.
@@ -314,8 +316,19 @@ impl Dispatcher {
         match request.send().await {
             Ok(response) => {
                 let status = response.status();
-                // Read (a bounded amount of) the body so the connection can be reused.
-                let _ = tokio::time::timeout(Duration::from_secs(1), response.bytes()).await;
+                // Read a little of the body so the connection can be reused; never hold a
+                // large answer in memory.
+                let mut response = response;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    let mut read = 0;
+                    while let Ok(Some(chunk)) = response.chunk().await {
+                        read += chunk.len();
+                        if read > MAX_ANSWER_BYTES {
+                            break;
+                        }
+                    }
+                })
+                .await;
                 Outcome {
                     status_code: Some(i32::from(status.as_u16())),
                     error: (!status.is_success())

@@ -258,6 +258,8 @@ impl ListQuery {
 fn non_empty(key: &str, value: &str) -> Result<String, ValidationError> {
     if value.is_empty() {
         Err(ValidationError::new(key, "must not be empty"))
+    } else if value.chars().any(char::is_control) {
+        Err(ValidationError::new(key, "must not contain control characters"))
     } else if value.chars().count() > 256 {
         Err(ValidationError::new(key, "must be at most 256 characters"))
     } else {

@@ -120,8 +120,9 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| ApiError::unauthorized(format!("Invalid token: {}", describe(&e))))?;
         let claims = data.claims;
-        if claims.sub.is_empty() {
-            return Err(ApiError::unauthorized("Invalid token: empty sub"));
+        let unusable = |s: &str| s.is_empty() || s.chars().any(char::is_control);
+        if unusable(&claims.sub) || claims.org.as_deref().is_some_and(unusable) {
+            return Err(ApiError::unauthorized("Invalid token: unusable sub or org"));
         }
         if let Some(iat) = claims.iat {
             if iat > chrono::Utc::now().timestamp() + IAT_SKEW_SECONDS {
@@ -210,23 +211,20 @@ impl Caller {
 
         let acting_as = match req.headers().get("user_id") {
             None => None,
+            Some(value) if value.as_bytes() == claims.sub.as_bytes() => None,
+            // Anyone else (well-formed or not) needs admin first: 403 comes before 422.
+            Some(_) if !admin => {
+                return Err(ApiError::forbidden(
+                    "Acting for another user (user_id header) needs the jobs:admin scope",
+                ));
+            }
             Some(value) => {
                 if !crate::handlers::is_header_text(value.as_bytes()) {
                     return Err(ApiError::validation(
                         "user_id header: must be 1 to 256 visible ASCII characters",
                     ));
                 }
-                let user = String::from_utf8_lossy(value.as_bytes());
-                let user = user.as_ref();
-                if user == claims.sub {
-                    None
-                } else if admin {
-                    Some(user.to_owned())
-                } else {
-                    return Err(ApiError::forbidden(
-                        "Acting for another user (user_id header) needs the jobs:admin scope",
-                    ));
-                }
+                Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
             }
         };
         req.extensions_mut().insert(crate::metrics::RequestUser(claims.sub.clone()));

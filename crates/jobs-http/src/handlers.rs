@@ -91,6 +91,10 @@ async fn json_body<T: DeserializeOwned + Default>(
     if !is_json(req) {
         return Err(ApiError::unsupported_media_type());
     }
+    // serde would also read a struct from a JSON array of its fields in order.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::validation("invalid JSON body: expected a JSON object"));
+    }
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
 }
@@ -103,11 +107,19 @@ fn is_json(req: &HttpRequest) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
+/// A string field that reaches the database: 1 to `max` characters, none of them control
+/// characters (PostgreSQL cannot store NUL in text, and no id needs one).
 fn check_len(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
+    let invalid = |why: String| {
+        Err(ApiError::validation(format!("{field}: {why}"))
+            .with_details(serde_json::json!({"field": field})))
+    };
     match value {
-        Some(v) if v.is_empty() || v.len() > max => {
-            Err(ApiError::validation(format!("{field}: must be 1 to {max} bytes"))
-                .with_details(serde_json::json!({"field": field})))
+        Some(v) if v.is_empty() || v.chars().count() > max => {
+            invalid(format!("must be 1 to {max} characters"))
+        }
+        Some(v) if v.chars().any(char::is_control) => {
+            invalid("must not contain control characters".to_owned())
         }
         _ => Ok(()),
     }

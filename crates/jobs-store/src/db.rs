@@ -144,7 +144,8 @@ impl r2d2::ManageConnection for Manager {
     }
 
     /// Checked each time a connection goes back to the pool, without a query: a connection
-    /// that lost its server or is stuck in a failed transaction is dropped, not reused.
+    /// stuck in a failed transaction is dropped. (It cannot see a PostgreSQL connection whose
+    /// server went away; checkouts test those, see [`open`].)
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         diesel::r2d2::R2D2Connection::is_broken(conn)
     }
@@ -222,9 +223,11 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<()> {
 pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<DbPool> {
     migrate(url)?;
     r2d2::Pool::builder()
-        // No test query on every checkout (it doubled the statements of a GET); broken
-        // connections are caught on return instead (`has_broken`), and `/readyz` pings.
-        .test_on_check_out(false)
+        // PostgreSQL connections are tested on checkout: after a server restart, the
+        // connections in the pool are dead, and only a round trip tells (diesel's
+        // `is_broken` does not look at the socket). A SQLite connection cannot lose its
+        // server, so it skips the test query, which doubled the statements of a GET.
+        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .max_size(options.max_size)
         .connection_timeout(options.connection_timeout)
         .build(Manager { url: url.clone() })

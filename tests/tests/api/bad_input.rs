@@ -151,6 +151,42 @@ fn integral_floats_count_as_integers_as_in_json_schema() {
 }
 
 #[test]
+fn nul_and_control_characters_in_stored_strings_are_422_on_every_backend() {
+    let server = TestServer::start();
+    let token = user("ann");
+    for body in [
+        json!({"agent_id": "a\u{0}b"}),
+        json!({"source_id": "\u{0}"}),
+        json!({"agent_id": "line\nbreak"}),
+        json!({"callback_url": "http://example.com/\u{0}"}),
+    ] {
+        server.json(Method::POST, "/api/jobs", &token, body).assert_error(422, "validation_error");
+    }
+    for query in ["agent_id=a%00b", "folder_id=%00", "source_id=x%0Ay"] {
+        server.get(&format!("/api/jobs?{query}"), &token).assert_error(422, "validation_error");
+    }
+    // Metadata is JSON text, where NUL is escaped: it is stored as given.
+    let job = server.create(&token, json!({"metadata": {"k\u{0}": "v\u{0}"}}));
+    assert_eq!(job["metadata"]["k\u{0}"], "v\u{0}");
+    let nul_sub = sign(&json!({"sub": "a\u{0}b", "exp": now() + 60, "scope": "jobs:read"}));
+    server.get("/api/jobs", &nul_sub).assert_error(401, "unauthorized");
+    assert_eq!(server.get("/api/jobs", &token).body.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_json_array_is_not_a_request_object() {
+    let server = TestServer::start();
+    let token = user("ann");
+    let array = json!(["run", {"a": 1}, true, "agent", "src", null, 5]);
+    server.json(Method::POST, "/api/jobs", &token, array).assert_error(422, "validation_error");
+    let job = server.create(&token, json!({}));
+    let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
+    server.patch(&path, &token, json!(["pending"])).assert_error(422, "validation_error");
+    assert_eq!(server.get(&path, &token).body, job);
+    assert_eq!(server.get("/api/jobs", &token).body.as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn deeply_nested_json_is_a_422_not_a_crash() {
     let server = TestServer::start();
     let deep_array = "[".repeat(100_000);
@@ -166,9 +202,7 @@ fn deeply_nested_json_is_a_422_not_a_crash() {
 fn header_values_outside_visible_ascii_are_422() {
     let server = TestServer::start();
     let token = user("ann");
-    for (name, value) in
-        [("X-Project-Id", "a\tb"), ("Idempotency-Key", "k\tk"), ("user_id", "ann\tx")]
-    {
+    for (name, value) in [("X-Project-Id", "a\tb"), ("Idempotency-Key", "k\tk")] {
         let reply = server.send(
             server
                 .request(Method::POST, "/api/jobs")
@@ -178,6 +212,19 @@ fn header_values_outside_visible_ascii_are_422() {
         );
         reply.assert_error(422, "validation_error");
     }
+    // A malformed user_id is 422 for an admin; for anyone else the missing scope (403)
+    // comes first.
+    let as_malformed = |token: &str| {
+        server.send(
+            server
+                .request(Method::POST, "/api/jobs")
+                .bearer_auth(token)
+                .header("user_id", "ann\tx")
+                .json(&json!({})),
+        )
+    };
+    as_malformed(&admin("root")).assert_error(422, "validation_error");
+    as_malformed(&token).assert_error(403, "forbidden");
     assert!(server.get("/api/jobs", &token).body.as_array().unwrap().is_empty());
     let spaced = server.send(
         server
