@@ -200,10 +200,10 @@ pub struct CreateJobRequest {
     /// Background flag (default false).
     pub background: Option<bool>,
     /// Associated agent.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub agent_id: Option<String>,
     /// Associated data source (folder).
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub source_id: Option<String>,
     /// Absolute http(s) URL to POST to when the job finishes. Hosts that are or resolve to
     /// loopback, private, link-local or unspecified addresses are refused (422) unless the
@@ -318,10 +318,10 @@ pub struct ListParams {
     /// Only this job type.
     pub job_type: Option<JobTypeDto>,
     /// Only jobs of this source/folder (`source_id` is a deprecated alias).
-    #[param(min_length = 1, max_length = 256)]
+    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub folder_id: Option<String>,
     /// Only jobs of this agent.
-    #[param(min_length = 1, max_length = 256)]
+    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub agent_id: Option<String>,
     /// Job id cursor: only jobs older than it. A cursor that is not one of your jobs, or
     /// `before` not newer than `after`, is 400 `invalid_cursor`.
