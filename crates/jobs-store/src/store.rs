@@ -156,14 +156,12 @@ pub(crate) fn list_query<'a>(
     query.limit(i64::from(q.limit.get()) + 1)
 }
 
-/// One visible job by id: the hottest query of the API.
+/// One job by primary key, whoever owns it: the hottest query of the API.
 ///
-/// It looks the job up by primary key alone and checks visibility on the row: a query that
-/// also named `org_id` and `user_id` let PostgreSQL's generic plan pick a (org_id, user_id, …)
-/// index before the table had statistics, and walk all of a user's jobs. It runs on the
-/// concrete connection with SQL fixed at compile time, so each backend's statement cache
-/// keeps it prepared (through the multi-backend wrapper, diesel prepares it every time).
-fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
+/// It runs on the concrete connection with SQL fixed at compile time, so each backend's
+/// statement cache keeps it prepared (through the multi-backend wrapper, diesel prepares it
+/// every time).
+fn by_id(conn: &mut DbConnection, id: JobId) -> StoreResult<Option<JobRow>> {
     let id = id.to_string();
     // The same query for each backend (`as_select` is typed by backend, hence the macro).
     macro_rules! by_id {
@@ -171,11 +169,18 @@ fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Opt
             jobs::table.find(&id).select(JobRow::as_select()).first($conn).optional()?
         };
     }
-    let row: Option<JobRow> = match conn {
+    Ok(match conn {
         DbConnection::Sqlite(c) => by_id!(c),
         DbConnection::Postgres(c) => by_id!(c),
-    };
-    Ok(row.filter(|row| {
+    })
+}
+
+/// One visible job by id. The lookup is by primary key alone, with visibility checked on
+/// the row: a query that also named `org_id` and `user_id` let PostgreSQL's generic plan
+/// pick an (org_id, user_id, …) index before the table had statistics, and walk all of a
+/// user's jobs.
+fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
+    Ok(by_id(conn, id)?.filter(|row| {
         row.org_id == vis.org_id && vis.user_id.as_ref().is_none_or(|user| *user == row.user_id)
     }))
 }
@@ -183,11 +188,7 @@ fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Opt
 fn find_in(conn: &mut DbConnection, reach: Reach<'_>, id: JobId) -> StoreResult<Option<JobRow>> {
     match reach {
         Reach::Caller(vis) => find(conn, vis, id),
-        Reach::Any => Ok(jobs::table
-            .find(id.to_string())
-            .select(JobRow::as_select())
-            .first(conn)
-            .optional()?),
+        Reach::Any => by_id(conn, id),
     }
 }
 
