@@ -166,5 +166,7 @@ mod tests {
         assert!(cli.config.webhook_allow_private);
         assert!(matches!(cli.command, Some(Command::Migrate)));
         assert_eq!(cli.config.max_body_bytes, 1024 * 1024);
+        let cli = Cli::parse_from(["jobs-server", "--rust-log", "debug"]);
+        assert_eq!(cli.config.log, "debug");
     }
 }

@@ -420,6 +420,25 @@ mod tests {
     }
 
     #[test]
+    fn the_lease_covers_one_attempt_but_never_passes_eight_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = jobs_store::DatabaseUrl::Sqlite(dir.path().join("jobs.db"));
+        let store = JobStore::open(&url, &jobs_store::PoolOptions::default()).unwrap();
+        let dispatcher = |timeout_ms| {
+            let settings = WebhookSettings {
+                signer: None,
+                allow_private: false,
+                timeout: Duration::from_millis(timeout_ms),
+                max_attempts: 8,
+                retry_base: Duration::from_secs(1),
+            };
+            Dispatcher::new(store.clone(), settings, Arc::new(Metrics::new().unwrap())).unwrap()
+        };
+        assert_eq!(dispatcher(5000).lease(), chrono::TimeDelta::seconds(7));
+        assert_eq!(dispatcher(30_000).lease(), chrono::TimeDelta::seconds(8));
+    }
+
+    #[test]
     fn retries_back_off_by_four_with_bounded_jitter_and_a_one_hour_cap() {
         let base = Duration::from_millis(1000);
         assert_eq!(retry_delay(1, base, 0.0), Duration::from_secs(1));

@@ -14,6 +14,10 @@ impl JobStore {
     /// Moves up to `limit` running jobs whose timeout has passed to `expired` (scheduling
     /// their webhooks), and returns how many this call expired. Each move is a
     /// compare-and-set, so racing sweepers expire each job exactly once.
+    ///
+    /// A batch is one write transaction (one commit, one fsync), holding the write lock for
+    /// the batch only: keep `limit` in the hundreds. A row that cannot be read is logged and
+    /// skipped, so it never stops the other expiries.
     pub fn expire_due(&self, limit: i64) -> StoreResult<usize> {
         let mut conn = self.conn()?;
         let at = now();
@@ -24,17 +28,25 @@ impl JobStore {
             .limit(limit)
             .select(jobs::id)
             .load(&mut conn)?;
-        let mut expired = 0;
-        for id in due {
-            let Ok(id) = JobId::parse(&id) else { continue };
-            match change_on(&mut conn, self.observer(), Reach::Any, id, |job| Ok(job.expire(now())))
-            {
-                Ok(changed) if changed.from.is_some() => expired += 1,
-                Ok(_) | Err(StoreError::NotFound) => {}
-                Err(err) => return Err(err),
-            }
+        if due.is_empty() {
+            return Ok(0);
         }
-        Ok(expired)
+        let observer = self.observer();
+        write_transaction(&mut conn, |conn| {
+            let mut expired = 0;
+            for id in &due {
+                let Ok(id) = JobId::parse(id) else { continue };
+                match change_on(conn, observer, Reach::Any, id, |job| Ok(job.expire(now()))) {
+                    Ok(changed) if changed.from.is_some() => expired += 1,
+                    Ok(_) | Err(StoreError::NotFound) => {}
+                    Err(StoreError::Internal(cause)) => {
+                        log::error!("cannot expire job {id}: {cause}");
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(expired)
+        })
     }
 
     /// Deletes up to `limit` jobs that finished before `cutoff`, with their deliveries and

@@ -115,6 +115,24 @@ fn racing_sweepers_expire_each_job_exactly_once() {
 }
 
 #[test]
+fn one_unreadable_row_does_not_stop_other_jobs_from_expiring() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    let owner = Owner::new("org", "ann", None);
+    let new = NewJob { timeout_seconds: Some(1), ..NewJob::default() };
+    let broken = store.create(owner.clone(), new.clone(), None).unwrap().job.id;
+    let healthy = store.create(owner, new, None).unwrap().job.id;
+    for id in [broken, healthy] {
+        drive(&store, id, &[JobStatus::Pending, JobStatus::Running]);
+    }
+    db.execute(&format!("UPDATE jobs SET metadata = 'not json' WHERE id = '{broken}'"));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(store.expire_due(100).unwrap(), 1);
+    let vis = Visibility::organization("org");
+    assert_eq!(store.get(&vis, healthy).unwrap().status, JobStatus::Expired);
+}
+
+#[test]
 fn retention_purges_only_finished_jobs_older_than_the_limit() {
     let db = TestDatabase::new();
     let store = open(&db);
