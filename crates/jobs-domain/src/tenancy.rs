@@ -45,7 +45,12 @@ impl Visibility {
 
     /// Whether a job with this owner is visible.
     pub fn can_see(&self, owner: &Owner) -> bool {
-        owner.org_id == self.org_id && self.user_id.as_ref().is_none_or(|u| *u == owner.user_id)
+        self.can_see_user(&owner.org_id, &owner.user_id)
+    }
+
+    /// Whether a job of this user of this organization is visible.
+    pub fn can_see_user(&self, org_id: &str, user_id: &str) -> bool {
+        org_id == self.org_id && self.user_id.as_deref().is_none_or(|u| u == user_id)
     }
 }
 

@@ -180,9 +180,7 @@ fn by_id(conn: &mut DbConnection, id: JobId) -> StoreResult<Option<JobRow>> {
 /// pick an (org_id, user_id, …) index before the table had statistics, and walk all of a
 /// user's jobs.
 fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
-    Ok(by_id(conn, id)?.filter(|row| {
-        row.org_id == vis.org_id && vis.user_id.as_ref().is_none_or(|user| *user == row.user_id)
-    }))
+    Ok(by_id(conn, id)?.filter(|row| vis.can_see_user(&row.org_id, &row.user_id)))
 }
 
 fn find_in(conn: &mut DbConnection, reach: Reach<'_>, id: JobId) -> StoreResult<Option<JobRow>> {
