@@ -18,7 +18,7 @@ ST=${ST:-st}
 BIN=${BIN:-target/debug/jobs-server}
 EXAMPLES=${ST_MAX_EXAMPLES:-60}
 PORT=18707
-SECRET=schemathesis-$RANDOM$RANDOM
+SECRET=schemathesis-$(od -An -N16 -tx1 /dev/urandom | tr -d " \n")
 TOKEN=$(JOBS_JWT_SECRET=$SECRET "$BIN" token --sub schemathesis --scope "jobs:read jobs:write jobs:admin" --ttl 2h)
 export DATABASE_URL ST BIN EXAMPLES PORT SECRET TOKEN
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+
 /// The Jobs API server.
 #[derive(Parser, Debug)]
 #[command(
@@ -72,6 +74,7 @@ pub struct Config {
     #[arg(
         long,
         env = "JOBS_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://./data/jobs.db",
         global = true
     )]
@@ -108,9 +111,14 @@ pub struct Config {
     /// First webhook retry delay, in milliseconds (then ×4 each time).
     #[arg(long, env = "JOBS_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000, global = true)]
     pub webhook_retry_base_ms: u64,
-    /// Purge terminal jobs older than this many days (unset: keep forever).
-    #[arg(long, env = "JOBS_RETENTION_DAYS", global = true)]
+    /// Purge terminal jobs older than this many days, 0 to 36500 (unset: keep forever).
+    #[arg(long, env = "JOBS_RETENTION_DAYS", global = true,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETENTION_DAYS)))]
     pub retention_days: Option<u32>,
+    /// Largest metadata of a job, serialized after a merge patch, in bytes.
+    #[arg(long, env = "JOBS_MAX_METADATA_BYTES",
+        default_value_t = jobs_domain::DEFAULT_MAX_METADATA_BYTES, global = true)]
+    pub max_metadata_bytes: usize,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "JOBS_MAX_BODY_BYTES", default_value_t = jobs_http::DEFAULT_MAX_BODY_BYTES, global = true)]
     pub max_body_bytes: usize,
@@ -129,7 +137,13 @@ pub struct Config {
         global = true
     )]
     pub log: String,
+    /// Log line format: text (logfmt) or json (one object per line).
+    #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 }
+
+/// The longest retention accepted: 100 years keeps every cutoff computation in range.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 impl Config {
     /// The defaults of SPEC §8, as if no variable and no flag were given.

@@ -40,13 +40,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Repeats `step` while it fills whole batches, yielding between batches.
-async fn drain(
-    store: &JobStore,
-    batch: i64,
-    step: fn(&JobStore, i64) -> StoreResult<usize>,
-) -> usize {
+async fn drain<F>(store: &JobStore, batch: i64, step: F) -> usize
+where
+    F: Fn(&JobStore, i64) -> StoreResult<usize> + Clone + Send + 'static,
+{
     let mut total = 0;
     loop {
+        let step = step.clone();
         let Some(n) = blocking(store, move |s| step(s, batch)).await else { return total };
         total += n;
         if (n as i64) < batch {
@@ -83,34 +83,12 @@ pub async fn run(store: JobStore, metrics: Arc<Metrics>, settings: SweeperSettin
             s.purge_idempotency_keys_before(jobs_domain::now() - IDEMPOTENCY_WINDOW, n)
         })
         .await;
-        if let Some(retention) = settings.retention {
-            // A fn pointer cannot capture the retention, so compute the cutoff per batch.
-            let mut purged = 0;
-            loop {
-                let cutoff = jobs_domain::now() - retention;
-                let Some(n) =
-                    blocking(&store, move |s| s.purge_finished_before(cutoff, PURGE_BATCH)).await
-                else {
-                    break;
-                };
-                purged += n;
-                if (n as i64) < PURGE_BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-            loop {
-                let cutoff = jobs_domain::now() - retention;
-                let Some(n) =
-                    blocking(&store, move |s| s.purge_deliveries_before(cutoff, PURGE_BATCH)).await
-                else {
-                    break;
-                };
-                if (n as i64) < PURGE_BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+        // The retention is at most 100 years (see the configuration), so the cutoff exists.
+        let cutoff = settings.retention.and_then(|r| jobs_domain::now().checked_sub_signed(r));
+        if let Some(cutoff) = cutoff {
+            let purged =
+                drain(&store, PURGE_BATCH, move |s, n| s.purge_finished_before(cutoff, n)).await;
+            drain(&store, PURGE_BATCH, move |s, n| s.purge_deliveries_before(cutoff, n)).await;
             if purged > 0 {
                 metrics.jobs_purged(purged);
                 log::info!(target: "jobs::sweeper", "purged {purged} finished jobs past retention");

@@ -136,6 +136,7 @@ impl Outcome {
 }
 
 /// The background task that delivers webhooks.
+#[derive(Clone)]
 pub struct Dispatcher {
     store: JobStore,
     settings: WebhookSettings,

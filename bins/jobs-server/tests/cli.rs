@@ -141,7 +141,7 @@ fn the_token_command_mints_tokens_the_server_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let minted = command(dir.path())
         .args(["token", "--sub", "ann", "--scope", "jobs:read", "--ttl", "10m"])
-        .env("JOBS_JWT_SECRET", "s3cret")
+        .env("JOBS_JWT_SECRET", "token-test-secret-0123456789abcdef")
         .output()
         .unwrap();
     assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
@@ -149,7 +149,7 @@ fn the_token_command_mints_tokens_the_server_accepts() {
 
     let port = free_port();
     let child = command(dir.path())
-        .env("JOBS_JWT_SECRET", "s3cret")
+        .env("JOBS_JWT_SECRET", "token-test-secret-0123456789abcdef")
         .env("JOBS_BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .spawn()
@@ -168,7 +168,7 @@ fn flags_override_the_environment() {
     let port = free_port();
     let child = command(dir.path())
         .env("JOBS_BIND", "127.0.0.1:1")
-        .env("JOBS_JWT_SECRET", "s")
+        .env("JOBS_JWT_SECRET", "flag-test-secret-0123456789abcdef")
         .args([
             "--bind",
             &format!("127.0.0.1:{port}"),

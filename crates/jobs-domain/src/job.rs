@@ -1,15 +1,14 @@
 //! The Job resource and the pure functions that change it.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use serde_json::{Map, Value};
 
 use crate::id::JobId;
 use crate::status::{CancelOutcome, JobStatus, JobType};
 use crate::tenancy::Owner;
 use crate::ValidationError;
 
-/// Free-form job metadata: always a JSON object.
-pub type Metadata = Map<String, Value>;
+use crate::metadata::{check_metadata_size, DEFAULT_MAX_METADATA_BYTES};
+pub use crate::metadata::{merge_patch, Metadata};
 
 /// The largest `timeout_seconds` accepted (about 68 years): it keeps deadline arithmetic
 /// far from any overflow.
@@ -99,12 +98,25 @@ impl NewJob {
 }
 
 /// A worker's update: any of status, metadata (merge patch) and timings, at least one.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct JobUpdate {
     status: Option<JobStatus>,
     metadata: Option<Metadata>,
     ttft_ns: Option<i64>,
     total_duration_ns: Option<i64>,
+    max_metadata_bytes: usize,
+}
+
+impl Default for JobUpdate {
+    fn default() -> Self {
+        JobUpdate {
+            status: None,
+            metadata: None,
+            ttft_ns: None,
+            total_duration_ns: None,
+            max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+        }
+    }
 }
 
 impl JobUpdate {
@@ -130,7 +142,14 @@ impl JobUpdate {
                 return Err(ValidationError::new(field, "must be 0 or more"));
             }
         }
-        Ok(JobUpdate { status, metadata, ttft_ns, total_duration_ns })
+        let max_metadata_bytes = DEFAULT_MAX_METADATA_BYTES;
+        Ok(JobUpdate { status, metadata, ttft_ns, total_duration_ns, max_metadata_bytes })
+    }
+
+    /// The same update with another cap on the job's merged metadata (serialized bytes).
+    pub fn with_max_metadata_bytes(mut self, max: usize) -> Self {
+        self.max_metadata_bytes = max;
+        self
     }
 
     /// The status the update asks for, if any.
@@ -147,6 +166,17 @@ pub struct TransitionError {
     pub current: JobStatus,
     /// The status asked for (none when the update named no status).
     pub requested: Option<JobStatus>,
+}
+
+/// Why a worker's update is refused: the lifecycle (409) or the merged result (422).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// The lifecycle refuses the change.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The job after the change breaks a rule (its metadata is too large).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
 }
 
 impl TransitionError {
@@ -186,22 +216,19 @@ impl Job {
 
     /// The job after a worker's update, or the reason it is refused. Pure: the caller stores
     /// the result with a compare-and-set.
-    pub fn apply_update(
-        &self,
-        update: &JobUpdate,
-        at: DateTime<Utc>,
-    ) -> Result<Job, TransitionError> {
+    pub fn apply_update(&self, update: &JobUpdate, at: DateTime<Utc>) -> Result<Job, UpdateError> {
         if self.status.is_terminal() {
-            return Err(TransitionError { current: self.status, requested: update.status });
+            return Err(TransitionError { current: self.status, requested: update.status }.into());
         }
         if let Some(next) = update.status {
             if !self.status.can_transition_to(next) {
-                return Err(TransitionError { current: self.status, requested: Some(next) });
+                return Err(TransitionError { current: self.status, requested: Some(next) }.into());
             }
         }
         let mut job = self.clone();
         if let Some(patch) = &update.metadata {
             merge_patch(&mut job.metadata, patch);
+            check_metadata_size(&job.metadata, update.max_metadata_bytes)?;
         }
         if update.ttft_ns.is_some() {
             job.ttft_ns = update.ttft_ns;
@@ -273,156 +300,6 @@ impl Job {
     }
 }
 
-/// Applies a JSON merge patch (RFC 7396) to an object: `null` removes a key, an object
-/// merges recursively, anything else replaces.
-pub fn merge_patch(target: &mut Metadata, patch: &Metadata) {
-    for (key, value) in patch {
-        match value {
-            Value::Null => {
-                target.remove(key);
-            }
-            Value::Object(inner) => {
-                let slot = target.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
-                if !slot.is_object() {
-                    *slot = Value::Object(Map::new());
-                }
-                if let Value::Object(existing) = slot {
-                    merge_patch(existing, inner);
-                }
-            }
-            other => {
-                target.insert(key.clone(), other.clone());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn object(value: Value) -> Metadata {
-        match value {
-            Value::Object(map) => map,
-            _ => Metadata::new(),
-        }
-    }
-
-    fn job() -> Job {
-        Job::create(JobId::generate(), Owner::new("org", "user", None), NewJob::default(), now())
-    }
-
-    fn update(status: JobStatus) -> JobUpdate {
-        JobUpdate::new(Some(status), None, None, None).unwrap_or_default()
-    }
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        // The examples of RFC 7396 appendix A that have objects on both sides.
-        let mut target = object(json!({"a": "b", "c": {"d": "e", "f": "g"}}));
-        merge_patch(&mut target, &object(json!({"a": "z", "c": {"f": null}})));
-        assert_eq!(Value::Object(target), json!({"a": "z", "c": {"d": "e"}}));
-
-        let mut target = object(json!({"a": {"b": "c"}}));
-        merge_patch(&mut target, &object(json!({"a": {"b": "d", "c": null}})));
-        assert_eq!(Value::Object(target), json!({"a": {"b": "d"}}));
-
-        let mut target = object(json!({"a": "foo"}));
-        merge_patch(&mut target, &object(json!({"a": {"bb": {"ccc": null}}})));
-        assert_eq!(Value::Object(target), json!({"a": {"bb": {}}}));
-
-        let mut target = object(json!({"a": [1, 2]}));
-        merge_patch(&mut target, &object(json!({"a": [3], "b": null})));
-        assert_eq!(Value::Object(target), json!({"a": [3]}));
-    }
-
-    #[test]
-    fn a_job_runs_and_completes_with_its_duration_filled_in() {
-        let t0 = now();
-        let created = job();
-        let pending = created.apply_update(&update(JobStatus::Pending), t0).ok();
-        let pending = pending.unwrap_or_else(job);
-        assert_eq!(pending.status, JobStatus::Pending);
-        let running =
-            pending.apply_update(&update(JobStatus::Running), t0).unwrap_or_else(|_| job());
-        assert_eq!(running.started_at, Some(t0));
-        let t1 = t0 + chrono::TimeDelta::milliseconds(1500);
-        let done =
-            running.apply_update(&update(JobStatus::Completed), t1).unwrap_or_else(|_| job());
-        assert_eq!(done.status, JobStatus::Completed);
-        assert_eq!(done.completed_at, Some(t1));
-        assert_eq!(done.total_duration_ns, Some(1_500_000_000));
-    }
-
-    #[test]
-    fn a_reported_duration_is_kept() {
-        let t0 = now();
-        let mut running = job();
-        running.status = JobStatus::Running;
-        running.started_at = Some(t0);
-        let finish = JobUpdate::new(Some(JobStatus::Failed), None, Some(5), Some(42));
-        let done = running.apply_update(&finish.unwrap_or_default(), t0).unwrap_or_else(|_| job());
-        assert_eq!(done.total_duration_ns, Some(42));
-        assert_eq!(done.ttft_ns, Some(5));
-    }
-
-    #[test]
-    fn a_terminal_job_refuses_every_update() {
-        let mut done = job();
-        done.status = JobStatus::Completed;
-        let meta = JobUpdate::new(None, Some(Metadata::new()), None, None).unwrap_or_default();
-        assert_eq!(
-            done.apply_update(&meta, now()),
-            Err(TransitionError { current: JobStatus::Completed, requested: None })
-        );
-        assert_eq!(
-            done.apply_update(&update(JobStatus::Running), now()).err().map(|e| e.to_string()),
-            Some("Cannot transition from 'completed' to 'running'".to_owned())
-        );
-    }
-
-    #[test]
-    fn an_empty_or_negative_update_is_invalid() {
-        assert!(JobUpdate::new(None, None, None, None).is_err());
-        assert!(JobUpdate::new(None, None, Some(-1), None).is_err());
-        assert!(JobUpdate::new(None, None, None, Some(-1)).is_err());
-        assert!(JobUpdate::new(None, None, Some(0), None).is_ok());
-    }
-
-    #[test]
-    fn cancelling_twice_changes_nothing_the_second_time() {
-        let t = now();
-        let cancelled = job().cancel(t).ok().flatten().unwrap_or_else(job);
-        assert_eq!(cancelled.status, JobStatus::Cancelled);
-        assert_eq!(cancelled.completed_at, Some(t));
-        assert_eq!(cancelled.cancel(now()), Ok(None));
-    }
-
-    #[test]
-    fn a_running_job_expires_only_after_its_timeout() {
-        let t0 = now();
-        let mut running = job();
-        running.status = JobStatus::Running;
-        running.started_at = Some(t0);
-        running.timeout_seconds = Some(10);
-        assert_eq!(running.expire(t0 + chrono::TimeDelta::seconds(9)), None);
-        let expired = running.expire(t0 + chrono::TimeDelta::seconds(10)).unwrap();
-        assert_eq!(expired.status, JobStatus::Expired);
-        assert_eq!(expired.total_duration_ns, Some(10_000_000_000));
-        assert!(expired.completed_at.is_some());
-        assert_eq!(expired.expire(t0 + chrono::TimeDelta::days(1)), None);
-        running.timeout_seconds = None;
-        assert_eq!(running.expire(t0 + chrono::TimeDelta::days(1)), None);
-    }
-
-    #[test]
-    fn timeouts_are_bounded() {
-        let mut new = NewJob { timeout_seconds: Some(0), ..NewJob::default() };
-        assert!(new.validate().is_err());
-        new.timeout_seconds = Some(MAX_TIMEOUT_SECONDS + 1);
-        assert!(new.validate().is_err());
-        new.timeout_seconds = Some(1);
-        assert!(new.validate().is_ok());
-    }
-}
+#[path = "job_tests.rs"]
+mod tests;

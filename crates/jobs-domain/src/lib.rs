@@ -15,14 +15,14 @@
 pub mod callback;
 pub mod id;
 pub mod job;
+pub mod metadata;
 pub mod query;
 pub mod status;
 pub mod tenancy;
 
 pub use id::{InvalidJobId, JobId};
-pub use job::{
-    merge_patch, now, Job, JobUpdate, Metadata, NewJob, TransitionError, MAX_TIMEOUT_SECONDS,
-};
+pub use job::{now, Job, JobUpdate, NewJob, TransitionError, UpdateError, MAX_TIMEOUT_SECONDS};
+pub use metadata::{check_metadata_size, merge_patch, Metadata, DEFAULT_MAX_METADATA_BYTES};
 pub use query::{Limit, ListDefaults, ListQuery, Order, QueryError};
 pub use status::{CancelOutcome, JobStatus, JobType, UnknownJobType, UnknownStatus};
 pub use tenancy::{Owner, Visibility};

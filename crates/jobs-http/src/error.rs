@@ -179,6 +179,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "job_not_found", "Job not found")
             }
             StoreError::Transition(t) => t.into(),
+            StoreError::Invalid(v) => v.into(),
             StoreError::StillActive { current } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
                     .with_details(json!({"current_status": current}))

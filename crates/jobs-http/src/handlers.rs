@@ -341,6 +341,7 @@ pub async fn create_job(
         timeout_seconds: body.timeout_seconds,
     };
     new.validate()?;
+    jobs_domain::check_metadata_size(&new.metadata, state.max_metadata_bytes)?;
     let owner = caller.owner(project_id);
     let created = blocking(&state, move |store| store.create(owner, new, key.as_deref())).await?;
     let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
@@ -382,7 +383,8 @@ pub async fn update_job(
         body.metadata,
         body.ttft_ns,
         body.total_duration_ns,
-    )?;
+    )?
+    .with_max_metadata_bytes(state.max_metadata_bytes);
     let vis = caller.visibility();
     let job = blocking(&state, move |store| store.update(&vis, id, &update)).await?;
     Ok(HttpResponse::Ok().json(JobView::from(job)))

@@ -30,6 +30,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Request bodies larger than this are 413.
     pub max_body_bytes: usize,
+    /// A job's metadata, serialized after a merge patch, may not exceed this (422).
+    pub max_metadata_bytes: usize,
     /// What `/metrics` reports.
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Webhook targets on loopback, private and link-local addresses are allowed.

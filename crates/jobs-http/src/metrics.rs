@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse};
 use jobs_domain::JobStatus;
@@ -33,6 +34,7 @@ pub struct Metrics {
     jobs_purged: IntCounter,
     webhook_deliveries: IntCounterVec,
     webhook_latency: Histogram,
+    background_restarts: IntCounterVec,
     pool_connections: IntGauge,
     pool_in_use: IntGauge,
     pool_max: IntGauge,
@@ -77,6 +79,13 @@ impl Metrics {
             HistogramOpts::new("jobs_webhook_delivery_duration_seconds", "Webhook attempt latency")
                 .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
+        let background_restarts = IntCounterVec::new(
+            Opts::new(
+                "jobs_background_restarts_total",
+                "Background loops (sweeper, webhook_dispatcher) started again after a panic",
+            ),
+            &["task"],
+        )?;
         let pool_connections =
             IntGauge::new("jobs_db_pool_connections", "Open database connections")?;
         let pool_in_use = IntGauge::new("jobs_db_pool_in_use", "Database connections in use")?;
@@ -90,6 +99,7 @@ impl Metrics {
         registry.register(Box::new(jobs_purged.clone()))?;
         registry.register(Box::new(webhook_deliveries.clone()))?;
         registry.register(Box::new(webhook_latency.clone()))?;
+        registry.register(Box::new(background_restarts.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_in_use.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
@@ -103,6 +113,7 @@ impl Metrics {
             jobs_purged,
             webhook_deliveries,
             webhook_latency,
+            background_restarts,
             pool_connections,
             pool_in_use,
             pool_max,
@@ -129,6 +140,16 @@ impl Metrics {
     pub fn webhook_attempt(&self, outcome: &str, latency: Duration) {
         self.webhook_deliveries.with_label_values(&[outcome]).inc();
         self.webhook_latency.observe(latency.as_secs_f64());
+    }
+
+    /// Counts a background loop started again after it stopped.
+    pub fn background_restart(&self, task: &'static str) {
+        self.background_restarts.with_label_values(&[task]).inc();
+    }
+
+    /// How often a background loop was started again.
+    pub fn background_restarts(&self, task: &str) -> u64 {
+        self.background_restarts.with_label_values(&[task]).get()
     }
 
     /// The text exposition format.
@@ -165,6 +186,21 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render(&state.store))
 }
 
+/// The `method` label: one of a fixed set, so that no request, however malformed, can add
+/// a series to `/metrics`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Who made a request, as the auth extractor found it (for the log line).
 #[derive(Clone, Debug)]
 pub struct RequestUser(pub String);
@@ -186,29 +222,36 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let id = request_id(&req);
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
     let mut res = next.call(req).await?;
     let latency = started.elapsed();
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     if let Some(metrics) = metrics {
-        metrics.observe_request(&route, &method, status, latency);
+        metrics.observe_request(&route, method_label(&method), status, latency);
     }
     let request = res.request();
-    let user = request.extensions().get::<RequestUser>().map(|u| u.0.clone());
-    let header = |name: &str| {
-        request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
-    };
-    log::info!(
-        target: "jobs::request",
-        "method={method} route={route} status={status} latency_ms={:.3} user={} request_id={id} \
-         user_agent={:?} sdk_version={:?}",
-        latency.as_secs_f64() * 1e3,
-        user.as_deref().unwrap_or("-"),
-        header("user-agent"),
-        header("x-stainless-package-version"),
-    );
+    if log::log_enabled!(target: "jobs::request", log::Level::Info) {
+        let user = request.extensions().get::<RequestUser>().map(|u| u.0.clone());
+        let header = |name: &str| {
+            request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
+        };
+        // Structured fields: the log formatter quotes and escapes every value (logfmt) or
+        // writes them as JSON, so no value can forge another field.
+        log::info!(
+            target: "jobs::request",
+            method = method.as_str(),
+            route = route.as_str(),
+            status = status,
+            latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,
+            user = user.as_deref().unwrap_or("-"),
+            request_id = id.as_str(),
+            user_agent = header("user-agent").as_str(),
+            sdk_version = header("x-stainless-package-version").as_str();
+            ""
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
     }

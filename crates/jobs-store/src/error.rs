@@ -1,6 +1,6 @@
 //! The store's one error type.
 
-use jobs_domain::{JobStatus, TransitionError};
+use jobs_domain::{JobStatus, TransitionError, UpdateError, ValidationError};
 
 /// Why a store operation did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +11,9 @@ pub enum StoreError {
     /// The lifecycle refuses the change (SPEC §3).
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// The job after the change would break a rule (its metadata would be too large).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
     /// The job is still active, so it cannot be deleted.
     #[error("job is still {current}: cancel it before deleting it")]
     StillActive {
@@ -44,6 +47,15 @@ impl From<diesel::result::Error> for StoreError {
                 StoreError::Unavailable(info.message().to_owned())
             }
             other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<UpdateError> for StoreError {
+    fn from(err: UpdateError) -> Self {
+        match err {
+            UpdateError::Transition(t) => StoreError::Transition(t),
+            UpdateError::Invalid(v) => StoreError::Invalid(v),
         }
     }
 }

@@ -36,7 +36,9 @@ impl JobStore {
             let mut expired = 0;
             for id in &due {
                 let Ok(id) = JobId::parse(id) else { continue };
-                match change_on(conn, observer, Reach::Any, id, |job| Ok(job.expire(now()))) {
+                match change_on(conn, observer, Reach::Any, id, |job| {
+                    Ok::<_, StoreError>(job.expire(now()))
+                }) {
                     Ok(changed) if changed.from.is_some() => expired += 1,
                     Ok(_) | Err(StoreError::NotFound) => {}
                     Err(StoreError::Internal(cause)) => {

@@ -6,8 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::sync::Arc;
 
 use jobs_domain::{
-    now, Job, JobId, JobStatus, JobUpdate, ListQuery, NewJob, Order, Owner, TransitionError,
-    Visibility,
+    now, Job, JobId, JobStatus, JobUpdate, ListQuery, NewJob, Order, Owner, Visibility,
 };
 
 use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions, Pooled};
@@ -199,18 +198,18 @@ pub(crate) struct Changed {
 /// Reads the job, computes its next state, and writes it only if nobody changed the job in
 /// between (its `version` is unchanged); otherwise reads again. The status change and the
 /// webhook event it causes are written in one transaction.
-pub(crate) fn change_on(
+pub(crate) fn change_on<E: Into<StoreError>>(
     conn: &mut DbConnection,
     observer: &dyn StoreObserver,
     reach: Reach<'_>,
     id: JobId,
-    next: impl Fn(&Job) -> Result<Option<Job>, TransitionError>,
+    next: impl Fn(&Job) -> Result<Option<Job>, E>,
 ) -> StoreResult<Changed> {
     for _ in 0..MAX_CAS_ATTEMPTS {
         let row = find_in(conn, reach, id)?.ok_or(StoreError::NotFound)?;
         let version = row.version;
         let current = row.into_job()?;
-        let Some(changed) = next(&current)? else {
+        let Some(changed) = next(&current).map_err(Into::into)? else {
             return Ok(Changed { job: current, from: None });
         };
         let event = (changed.status != current.status)

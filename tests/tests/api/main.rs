@@ -6,6 +6,7 @@ mod bad_input;
 mod concurrency;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod listing;
 mod observability;
 mod openapi;

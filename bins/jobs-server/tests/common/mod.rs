@@ -9,7 +9,7 @@ use serde_json::json;
 /// The server executable under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_jobs-server");
 /// The HS256 secret every process test server uses.
-pub const SECRET: &str = "process-test-secret";
+pub const SECRET: &str = "process-test-secret-0123456789abcdef";
 
 /// A running server process, killed when dropped.
 pub struct Server {
