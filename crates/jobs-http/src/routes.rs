@@ -17,6 +17,7 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::handlers;
 use crate::AppState;
+use jobs_store::StoreError;
 
 /// The OpenAPI 3.1 document, generated from the handlers and DTOs.
 #[derive(OpenApi)]
@@ -147,14 +148,29 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok".to_owned() })
 }
 
-/// Readiness: the database answers a round trip.
+/// Readiness answers within this long, whatever the database does.
+const READY_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Readiness: the database commits a small write within a second.
+///
+/// 503 when it does not: the database is unreachable or known down, no connection is free,
+/// the write cannot commit (a full disk, a read-only database), or the probe runs out of
+/// time.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Database unavailable", body = ErrorBody)))]
+    responses((status = 200, description = "Ready: a write committed", body = Health),
+        (status = 503, description = "Not ready: the database cannot take writes now \
+(comes with `Retry-After`)", body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
-    web::block(move || store.ping()).await.map_err(ApiError::internal)?.map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(Health { status: "ok".to_owned() }))
+    let probe = web::block(move || store.check_ready());
+    let cause = match actix_web::rt::time::timeout(READY_DEADLINE, probe).await {
+        Ok(Ok(Ok(()))) => return Ok(HttpResponse::Ok().json(Health { status: "ok".to_owned() })),
+        Ok(Ok(Err(err))) => err.to_string(),
+        Ok(Err(err)) => format!("readiness probe failed: {err}"),
+        Err(_) => format!("readiness probe took over {READY_DEADLINE:?}"),
+    };
+    // Any failure means "not ready", including one that would be a 500 elsewhere.
+    Err(ApiError::from(StoreError::Unavailable(cause)))
 }
 
 fn kind_for(status: StatusCode) -> &'static str {

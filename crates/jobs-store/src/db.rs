@@ -9,6 +9,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::health::Watch;
+
 /// The SQLite migrations, compiled in.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 /// The PostgreSQL migrations, compiled in (the same names as the SQLite ones).
@@ -87,15 +89,27 @@ impl Default for PoolOptions {
     }
 }
 
+/// The busy timeout: also restored by the readiness probe, which shortens it for itself.
+macro_rules! sqlite_busy_timeout {
+    () => {
+        "PRAGMA busy_timeout = 5000;"
+    };
+}
+
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, a busy timeout
 /// so writers queue instead of failing, and `synchronous=FULL` so that an acknowledged write
 /// survives a power loss, not just a process crash.
 /// The busy timeout comes first: switching to WAL itself needs a lock when connections open
 /// together.
-const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000;
-     PRAGMA journal_mode = WAL;
+const SQLITE_SETUP: &str = concat!(
+    sqlite_busy_timeout!(),
+    "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
-     PRAGMA foreign_keys = ON;";
+     PRAGMA foreign_keys = ON;"
+);
+
+/// The busy timeout statement alone.
+pub(crate) const SQLITE_BUSY_TIMEOUT: &str = sqlite_busy_timeout!();
 
 /// Why a connection could not be made: the backend's own message, never hidden.
 #[derive(Debug, thiserror::Error)]
@@ -220,7 +234,12 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<()> {
 }
 
 /// Applies migrations, then opens a pool on the database.
-pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<DbPool> {
+/// The pool reports connection failures and new connections to `watch`.
+pub(crate) fn open(
+    url: &DatabaseUrl,
+    options: &PoolOptions,
+    watch: Watch,
+) -> anyhow::Result<DbPool> {
     migrate(url)?;
     r2d2::Pool::builder()
         // PostgreSQL connections are tested on checkout: after a server restart, the
@@ -230,6 +249,8 @@ pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<D
         .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .max_size(options.max_size)
         .connection_timeout(options.connection_timeout)
+        .error_handler(Box::new(watch.clone()))
+        .event_handler(Box::new(watch))
         .build(Manager { url: url.clone() })
         .map_err(|e| anyhow::anyhow!("opening the {} pool: {e}", url.backend()))
 }

@@ -8,6 +8,7 @@
 mod db;
 mod error;
 mod fingerprint;
+mod health;
 mod maintenance;
 mod outbox;
 mod rows;
@@ -16,5 +17,6 @@ mod store;
 
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{StoreError, StoreResult};
+pub use health::{DOWN_CHECKOUT, READY_CHECKOUT};
 pub use outbox::{Attempt, Delivery, NextStep};
 pub use store::{Created, JobStore, Page, PoolStatus, StoreObserver, IDEMPOTENCY_WINDOW};

@@ -59,3 +59,11 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(jobs, webhook_deliveries);
+
+diesel::table! {
+    /// One row, rewritten by the readiness probe.
+    readiness (id) {
+        id -> Integer,
+        checked_at -> Timestamp,
+    }
+}

@@ -9,8 +9,9 @@ use jobs_domain::{
     now, Job, JobId, JobStatus, JobUpdate, ListQuery, NewJob, Order, Owner, Visibility,
 };
 
-use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions, Pooled};
+use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions};
 use crate::fingerprint::request_hash;
+use crate::health::{Health, Watch};
 use crate::outbox;
 use crate::rows::{IdempotencyRow, JobChanges, JobRow};
 use crate::schema::{idempotency_keys, jobs};
@@ -74,7 +75,8 @@ pub struct PoolStatus {
 /// run them on a blocking thread.
 #[derive(Clone)]
 pub struct JobStore {
-    pool: DbPool,
+    pub(crate) pool: DbPool,
+    pub(crate) health: Arc<Health>,
     backend: &'static str,
     observer: Arc<dyn StoreObserver>,
 }
@@ -268,8 +270,11 @@ fn list_on(conn: &mut DbConnection, vis: &Visibility, q: &ListQuery) -> StoreRes
 impl JobStore {
     /// Opens the database, applying pending migrations.
     pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<JobStore> {
+        let tested = matches!(url, DatabaseUrl::Postgres(_));
+        let health = Arc::new(Health::new(options.connection_timeout, tested));
         Ok(JobStore {
-            pool: db::open(url, options)?,
+            pool: db::open(url, options, Watch(health.clone()))?,
+            health,
             backend: url.backend(),
             observer: Arc::new(NoObserver),
         })
@@ -288,27 +293,6 @@ impl JobStore {
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         self.backend
-    }
-
-    pub(crate) fn conn(&self) -> StoreResult<Pooled> {
-        Ok(self.pool.get()?)
-    }
-
-    /// A database round trip.
-    pub fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.conn()?;
-        diesel::sql_query("SELECT 1").execute(&mut conn)?;
-        Ok(())
-    }
-
-    /// Pool figures.
-    pub fn pool_status(&self) -> PoolStatus {
-        let state = self.pool.state();
-        PoolStatus {
-            connections: state.connections,
-            idle: state.idle_connections,
-            max_size: self.pool.max_size(),
-        }
     }
 
     /// Creates a job in status `created`. With an idempotency key, the same key from the
