@@ -1,0 +1,10 @@
+CREATE INDEX jobs_agent_created ON jobs (org_id, agent_id, created_at, id);
+CREATE INDEX jobs_source_created ON jobs (org_id, source_id, created_at, id);
+CREATE INDEX jobs_project_created ON jobs (org_id, project_id, created_at, id);
+DROP INDEX jobs_org_project_created;
+DROP INDEX jobs_org_source_created;
+DROP INDEX jobs_org_agent_created;
+DROP INDEX jobs_org_type_created;
+DROP INDEX jobs_user_project_created;
+DROP INDEX jobs_user_source_created;
+DROP INDEX jobs_user_agent_created;
