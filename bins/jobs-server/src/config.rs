@@ -129,6 +129,10 @@ pub struct Config {
         global = true
     )]
     pub log: String,
+    /// How webhook host names are looked up: the system resolver (not a flag; tests plug
+    /// in their own).
+    #[arg(skip)]
+    pub name_lookup: jobs_http::resolve::Lookup,
 }
 
 impl Config {
