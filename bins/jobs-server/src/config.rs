@@ -140,6 +140,10 @@ pub struct Config {
     /// Log line format: text (logfmt) or json (one object per line).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// How webhook host names are looked up: the system resolver (not a flag; tests plug
+    /// in their own).
+    #[arg(skip)]
+    pub name_lookup: jobs_http::resolve::Lookup,
 }
 
 /// The longest retention accepted: 100 years keeps every cutoff computation in range.

@@ -17,6 +17,7 @@ use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{bail, Context};
 use jobs_http::auth::{mint_hs256, Claims};
+use jobs_http::resolve::{self, Resolver};
 use jobs_http::{ApiDoc, AppState, Authenticator, KeySource, Metrics};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
 use utoipa::OpenApi;
@@ -113,6 +114,7 @@ fn webhook_settings(config: &Config) -> anyhow::Result<WebhookSettings> {
     Ok(WebhookSettings {
         signer: config.webhook_secret.as_deref().map(Signer::from_secret).transpose()?,
         allow_private: config.webhook_allow_private,
+        lookup: config.name_lookup.clone(),
         timeout: Duration::from_millis(config.webhook_timeout_ms),
         max_attempts: config.webhook_max_attempts,
         retry_base: Duration::from_millis(config.webhook_retry_base_ms),
@@ -161,6 +163,11 @@ impl Application {
                 max_metadata_bytes: config.max_metadata_bytes,
                 metrics,
                 webhook_allow_private: config.webhook_allow_private,
+                resolver: Resolver::new(
+                    config.name_lookup.clone(),
+                    resolve::DEFAULT_MAX_IN_FLIGHT,
+                    resolve::DEFAULT_DEADLINE,
+                ),
             },
             workers: config.workers,
             webhooks,

@@ -2,20 +2,21 @@
 //! signed, and records each attempt, with exponential backoff between retries.
 
 use std::error::Error as StdError;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use jobs_domain::callback::is_private_address;
+use jobs_http::resolve::{self, screen, Lookup, Resolver, Screen};
 use jobs_http::Metrics;
 use jobs_store::{Attempt, Delivery, JobStore, NextStep};
 use rand::Rng;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
+
+mod targets;
+use targets::{Checked, PrivateTarget};
 
 /// Deliveries in flight at once, per process: a slow receiver holds one slot, not the queue.
 const CONCURRENCY: usize = 16;
@@ -75,6 +76,8 @@ pub struct WebhookSettings {
     pub signer: Option<Signer>,
     /// Lets webhooks reach loopback, private and link-local addresses.
     pub allow_private: bool,
+    /// How host names are looked up.
+    pub lookup: Lookup,
     /// Per-attempt timeout.
     pub timeout: Duration,
     /// Attempts at most (the first included).
@@ -89,36 +92,6 @@ pub fn retry_delay(retry: u32, base: Duration, jitter: f64) -> Duration {
         4f64.powi(retry.saturating_sub(1).min(30) as i32) * (1.0 + jitter.clamp(-0.2, 0.2));
     let secs = (base.as_secs_f64() * factor).min(MAX_DELAY.as_secs_f64());
     Duration::from_secs_f64(secs.max(0.0))
-}
-
-/// The resolver refused a host because it resolves to a private address.
-#[derive(Debug)]
-struct PrivateTarget(String);
-
-impl std::fmt::Display for PrivateTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} resolves to a loopback, private or link-local address", self.0)
-    }
-}
-
-impl StdError for PrivateTarget {}
-
-/// Resolves like the system does, then refuses private addresses, so the address checked
-/// is the address connected to (no DNS rebinding between check and use).
-struct PublicOnly;
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.iter().any(|a| is_private_address(a.ip())) {
-                return Err(Box::new(PrivateTarget(host)) as Box<dyn StdError + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
 }
 
 /// What one attempt found.
@@ -157,9 +130,11 @@ impl Dispatcher {
             .no_proxy()
             .timeout(settings.timeout)
             .user_agent(concat!("jobs-api-webhooks/", env!("CARGO_PKG_VERSION")));
-        if !settings.allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
-        }
+        // Names get the same two seconds as at creation (less if the whole attempt has less).
+        let deadline = settings.timeout.min(resolve::DEFAULT_DEADLINE);
+        let resolver = Resolver::new(settings.lookup.clone(), CONCURRENCY, deadline);
+        builder = builder
+            .dns_resolver(Arc::new(Checked { resolver, allow_private: settings.allow_private }));
         let client = builder.build().context("building the webhook HTTP client")?;
         Ok(Dispatcher { store, settings, metrics, client })
     }
@@ -290,15 +265,9 @@ impl Dispatcher {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
             _ => return Outcome::failure("invalid callback_url", true),
         };
-        if !self.settings.allow_private {
-            let literal = match url.host() {
-                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-                _ => None,
-            };
-            if literal.is_some_and(is_private_address) {
-                return Outcome::failure("refused: callback_url targets a private address", true);
-            }
+        if !self.settings.allow_private && url.host().is_some_and(|h| screen(&h) == Screen::Private)
+        {
+            return Outcome::failure("refused: callback_url targets a private address", true);
         }
         let timestamp = chrono::Utc::now().timestamp();
         let mut request = self
@@ -401,6 +370,7 @@ mod tests {
         let settings = WebhookSettings {
             signer: None,
             allow_private: false,
+            lookup: Lookup::system(),
             timeout: Duration::from_secs(2),
             max_attempts: 8,
             retry_base: Duration::from_millis(10),
@@ -429,6 +399,7 @@ mod tests {
             let settings = WebhookSettings {
                 signer: None,
                 allow_private: false,
+                lookup: Lookup::system(),
                 timeout: Duration::from_millis(timeout_ms),
                 max_attempts: 8,
                 retry_base: Duration::from_secs(1),

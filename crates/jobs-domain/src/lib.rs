@@ -12,6 +12,7 @@
 //! assert!(pending.apply_update(&start, jobs_domain::now()).is_err()); // pending -> pending
 //! ```
 
+pub mod address;
 pub mod callback;
 pub mod id;
 pub mod job;

@@ -4,7 +4,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use jobs_domain::callback::is_private_address;
 use jobs_domain::{JobId, JobUpdate, ListDefaults, ListQuery, NewJob, Order};
 use jobs_store::{JobStore, StoreResult};
 use serde::de::DeserializeOwned;
@@ -128,47 +127,25 @@ fn check_len(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiE
 /// Checks `callback_url`: absolute http(s), and (unless private targets are allowed) not a
 /// host that is or resolves to a loopback, private, link-local or unspecified address. A host
 /// that does not resolve now is accepted: delivery checks it again.
-async fn check_callback_url(value: &Option<String>, allow_private: bool) -> Result<(), ApiError> {
+async fn check_callback_url(value: &Option<String>, state: &AppState) -> Result<(), ApiError> {
     let Some(raw) = value else { return Ok(()) };
     check_len("callback_url", value, MAX_URL_LEN)?;
     let invalid = |why: &str| {
         ApiError::validation(format!("callback_url: {why}"))
             .with_details(serde_json::json!({"field": "callback_url"}))
     };
-    let url = url::Url::parse(raw).map_err(|_| invalid("must be an absolute http or https URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("must be an absolute http or https URL"));
+    let not_http = || invalid("must be an absolute http or https URL");
+    let url = url::Url::parse(raw).map_err(|_| not_http())?;
+    let host = url.host().filter(|_| matches!(url.scheme(), "http" | "https"));
+    let host = host.ok_or_else(not_http)?;
+    // The lookup runs on a resolver thread and gives up after 2 s: never on the threads
+    // that serve requests or the database.
+    if !state.webhook_allow_private && state.resolver.refuses(&host).await {
+        return Err(invalid(
+            "must not target a loopback, private, link-local or unspecified address",
+        ));
     }
-    let private =
-        || invalid("must not target a loopback, private, link-local or unspecified address");
-    let port = url.port_or_known_default().unwrap_or(80);
-    match url.host() {
-        None => Err(invalid("must be an absolute http or https URL")),
-        Some(_) if allow_private => Ok(()),
-        Some(url::Host::Ipv4(ip)) if is_private_address(ip.into()) => Err(private()),
-        Some(url::Host::Ipv6(ip)) if is_private_address(ip.into()) => Err(private()),
-        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => Ok(()),
-        Some(url::Host::Domain(domain)) => {
-            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-            if domain == "localhost" || domain.ends_with(".localhost") {
-                return Err(private());
-            }
-            let lookup = web::block(move || {
-                use std::net::ToSocketAddrs;
-                (domain.as_str(), port)
-                    .to_socket_addrs()
-                    .map(|a| a.map(|a| a.ip()).collect::<Vec<_>>())
-            })
-            .await
-            .map_err(ApiError::internal)?;
-            match lookup {
-                Ok(addresses) if addresses.iter().copied().any(is_private_address) => {
-                    Err(private())
-                }
-                _ => Ok(()),
-            }
-        }
-    }
+    Ok(())
 }
 
 /// List jobs, newest first, with filters and keyset pagination.
@@ -330,7 +307,7 @@ pub async fn create_job(
     let key = header_value(&req, "idempotency-key")?;
     check_len("agent_id", &body.agent_id, MAX_ID_LEN)?;
     check_len("source_id", &body.source_id, MAX_ID_LEN)?;
-    check_callback_url(&body.callback_url, state.webhook_allow_private).await?;
+    check_callback_url(&body.callback_url, &state).await?;
     let new = NewJob {
         job_type: body.job_type.map(Into::into).unwrap_or_default(),
         metadata: body.metadata.unwrap_or_default(),

@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod resolve;
 mod routes;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
@@ -36,4 +37,6 @@ pub struct AppState {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Webhook targets on loopback, private and link-local addresses are allowed.
     pub webhook_allow_private: bool,
+    /// Looks up callback host names at creation.
+    pub resolver: resolve::Resolver,
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod callback_targets;
 mod concurrency;
 mod faults;
 mod idempotency;
