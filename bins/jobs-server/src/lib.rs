@@ -14,6 +14,7 @@ use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{bail, Context};
 use jobs_http::auth::{mint_hs256, Claims};
+use jobs_http::ratelimit::{Rate, UserRateLimiter};
 use jobs_http::{ApiDoc, AppState, Authenticator, KeySource, Metrics};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
 use rand::RngCore;
@@ -104,6 +105,16 @@ fn webhook_settings(config: &Config) -> anyhow::Result<WebhookSettings> {
     })
 }
 
+/// The per-user limiter, when `JOBS_RATE_LIMIT` is set; a malformed value is an error.
+fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<UserRateLimiter>>> {
+    let Some(text) = config.rate_limit.as_deref() else {
+        return Ok(None);
+    };
+    let rate: Rate = text.parse().map_err(|e| anyhow::anyhow!("JOBS_RATE_LIMIT: {e}"))?;
+    log::info!("rate limit: {rate} per user (organization and subject), per process");
+    Ok(Some(Arc::new(UserRateLimiter::new(rate))))
+}
+
 /// Mints an HS256 token with the configured issuer and audience.
 pub fn mint(
     secret: &[u8],
@@ -133,6 +144,7 @@ impl Application {
     pub fn build(config: &Config) -> anyhow::Result<Application> {
         let (auth, generated_token) = authenticator(config)?;
         let webhooks = webhook_settings(config)?;
+        let rate_limit = rate_limiter(config)?;
         let metrics = Arc::new(Metrics::new().context("registering metrics")?);
         let store = open_store(config)?.with_observer(metrics.clone());
         let listener =
@@ -145,6 +157,7 @@ impl Application {
                 max_body_bytes: config.max_body_bytes,
                 metrics,
                 webhook_allow_private: config.webhook_allow_private,
+                rate_limit,
             },
             workers: config.workers,
             webhooks,

@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod ratelimit;
 mod routes;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
@@ -34,4 +35,6 @@ pub struct AppState {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Webhook targets on loopback, private and link-local addresses are allowed.
     pub webhook_allow_private: bool,
+    /// Per-user request limit (`JOBS_RATE_LIMIT`); `None` when off.
+    pub rate_limit: Option<std::sync::Arc<ratelimit::UserRateLimiter>>,
 }

@@ -9,6 +9,7 @@ mod lifecycle;
 mod listing;
 mod observability;
 mod openapi;
+mod ratelimit;
 mod routing;
 mod sweeps;
 mod webhooks;
