@@ -2,6 +2,7 @@
 //! and the black-box tests start exactly the same thing.
 
 pub mod config;
+mod docs;
 pub mod sweeper;
 pub mod webhooks;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context};
 use jobs_http::auth::{mint_hs256, Claims};
 use jobs_http::ratelimit::{Rate, UserRateLimiter};
@@ -19,7 +20,6 @@ use jobs_http::{ApiDoc, AppState, Authenticator, KeySource, Metrics};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
 use rand::RngCore;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::{Cli, Command, Config};
 use sweeper::SweeperSettings;
@@ -193,12 +193,10 @@ impl Application {
                 .wrap(jobs_http::error_fallback())
                 .wrap(Compress::default())
                 .wrap(from_fn(jobs_http::metrics::observe))
+                .wrap(from_fn(docs::security_headers))
                 .configure(jobs_http::job_routes)
                 .configure(jobs_http::health_routes)
-                .service(web::resource("/docs").route(web::get().to(|| async {
-                    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
-                })))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .configure(|cfg| docs::routes(cfg, openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))
         })
         .shutdown_timeout(30);

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod concurrency;
+mod docs;
 mod idempotency;
 mod lifecycle;
 mod listing;
