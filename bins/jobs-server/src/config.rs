@@ -122,6 +122,10 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "JOBS_MAX_BODY_BYTES", default_value_t = jobs_http::DEFAULT_MAX_BODY_BYTES, global = true)]
     pub max_body_bytes: usize,
+    /// Requests per user (token org + sub) per process: N/s or N/min, with a burst of N
+    /// (unset: no limit).
+    #[arg(long, env = "JOBS_RATE_LIMIT", value_name = "N/s|N/min", global = true)]
+    pub rate_limit: Option<String>,
     /// Database connections per process at most.
     #[arg(long, env = "JOBS_POOL_SIZE", default_value_t = 8, global = true)]
     pub pool_size: u32,
@@ -184,6 +188,9 @@ mod tests {
         assert!(cli.config.webhook_allow_private);
         assert!(matches!(cli.command, Some(Command::Migrate)));
         assert_eq!(cli.config.max_body_bytes, 1024 * 1024);
+        assert_eq!(cli.config.rate_limit, None);
+        let cli = Cli::parse_from(["jobs-server", "--rate-limit", "5/s"]);
+        assert_eq!(cli.config.rate_limit.as_deref(), Some("5/s"));
         let cli = Cli::parse_from(["jobs-server", "--rust-log", "debug"]);
         assert_eq!(cli.config.log, "debug");
     }

@@ -2,6 +2,7 @@
 //! and the black-box tests start exactly the same thing.
 
 pub mod config;
+mod docs;
 pub mod logging;
 pub mod secret;
 pub mod supervise;
@@ -14,14 +15,14 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context};
 use jobs_http::auth::{mint_hs256, Claims};
+use jobs_http::ratelimit::{Rate, UserRateLimiter};
 use jobs_http::resolve::{self, Resolver};
 use jobs_http::{ApiDoc, AppState, Authenticator, KeySource, Metrics};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::{Cli, Command, Config};
 use supervise::{supervise, RESTART_DELAY};
@@ -121,6 +122,16 @@ fn webhook_settings(config: &Config) -> anyhow::Result<WebhookSettings> {
     })
 }
 
+/// The per-user limiter, when `JOBS_RATE_LIMIT` is set; a malformed value is an error.
+fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<UserRateLimiter>>> {
+    let Some(text) = config.rate_limit.as_deref() else {
+        return Ok(None);
+    };
+    let rate: Rate = text.parse().map_err(|e| anyhow::anyhow!("JOBS_RATE_LIMIT: {e}"))?;
+    log::info!("rate limit: {rate} per user (organization and subject), per process");
+    Ok(Some(Arc::new(UserRateLimiter::new(rate))))
+}
+
 /// Mints an HS256 token with the configured issuer and audience.
 pub fn mint(
     secret: &[u8],
@@ -150,6 +161,7 @@ impl Application {
     pub fn build(config: &Config) -> anyhow::Result<Application> {
         let (auth, generated_token) = authenticator(config)?;
         let webhooks = webhook_settings(config)?;
+        let rate_limit = rate_limiter(config)?;
         let metrics = Arc::new(Metrics::new().context("registering metrics")?);
         let store = open_store(config)?.with_observer(metrics.clone());
         let listener =
@@ -168,6 +180,7 @@ impl Application {
                     resolve::DEFAULT_MAX_IN_FLIGHT,
                     resolve::DEFAULT_DEADLINE,
                 ),
+                rate_limit,
             },
             workers: config.workers,
             webhooks,
@@ -204,12 +217,10 @@ impl Application {
                 .wrap(jobs_http::error_fallback())
                 .wrap(Compress::default())
                 .wrap(from_fn(jobs_http::metrics::observe))
+                .wrap(from_fn(docs::security_headers))
                 .configure(jobs_http::job_routes)
                 .configure(jobs_http::health_routes)
-                .service(web::resource("/docs").route(web::get().to(|| async {
-                    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
-                })))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .configure(|cfg| docs::routes(cfg, openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))
         })
         .shutdown_timeout(30);

@@ -118,6 +118,36 @@ fn an_unknown_database_scheme_is_a_start_up_error() {
 }
 
 #[test]
+fn a_malformed_rate_limit_is_a_start_up_error() {
+    for bad in ["abc", "0/s", "5/h"] {
+        let dir = tempfile::tempdir().unwrap();
+        let child = command(dir.path())
+            .env("JOBS_RATE_LIMIT", bad)
+            .env("JOBS_JWT_SECRET", "a-secret-long-enough-for-any-check-0123456789")
+            .env("JOBS_BIND", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that accepted the value would serve forever: stop it and fail.
+        let mut running = Running(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = running.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "JOBS_RATE_LIMIT={bad} was accepted");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(1), "JOBS_RATE_LIMIT={bad}");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(running.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(stderr.contains("JOBS_RATE_LIMIT") && stderr.contains(bad), "{stderr}");
+        assert!(!dir.path().join("data").exists(), "refused before opening the database");
+    }
+}
+
+#[test]
 fn migrate_creates_the_schema_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nested/dir/jobs.db");

@@ -228,12 +228,12 @@ impl Caller {
             }
         };
         req.extensions_mut().insert(crate::metrics::RequestUser(claims.sub.clone()));
-        Ok(Caller {
-            org_id: claims.org.unwrap_or_else(|| DEFAULT_ORG.to_owned()),
-            subject: claims.sub,
-            admin,
-            acting_as,
-        })
+        let org_id = claims.org.unwrap_or_else(|| DEFAULT_ORG.to_owned());
+        // After 401 and 403, before the body is read or the database is touched.
+        if let Some(limiter) = &state.rate_limit {
+            limiter.check(&org_id, &claims.sub).map_err(ApiError::rate_limited)?;
+        }
+        Ok(Caller { org_id, subject: claims.sub, admin, acting_as })
     }
 }
 

@@ -24,7 +24,8 @@ pub struct ErrorDetail {
     /// A stable, machine-readable kind: `bad_request`, `invalid_cursor`, `unauthorized`,
     /// `forbidden`, `job_not_found`, `not_found`, `method_not_allowed`,
     /// `invalid_job_status_transition`, `conflict`, `payload_too_large`,
-    /// `unsupported_media_type`, `validation_error`, `internal_error`, `unavailable`.
+    /// `unsupported_media_type`, `validation_error`, `rate_limited`, `internal_error`,
+    /// `unavailable`.
     #[serde(rename = "type")]
     pub kind: String,
     /// A sentence for people.
@@ -41,6 +42,8 @@ pub struct ApiError {
     kind: &'static str,
     message: String,
     details: Option<Value>,
+    /// Seconds for `Retry-After` (429).
+    retry_after: Option<u64>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -52,7 +55,7 @@ impl std::fmt::Display for ApiError {
 impl ApiError {
     /// An error with a status, a type and a message.
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, message: message.into(), details: None }
+        ApiError { status, kind, message: message.into(), details: None, retry_after: None }
     }
 
     /// Adds details.
@@ -113,6 +116,19 @@ impl ApiError {
         )
     }
 
+    /// 429 `rate_limited`, with `Retry-After` (whole seconds, at least 1).
+    pub fn rate_limited(retry_after_seconds: u64) -> Self {
+        let seconds = retry_after_seconds.max(1);
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("Too many requests: retry in {seconds} s"),
+        )
+        .with_details(json!({"retry_after_seconds": seconds}));
+        error.retry_after = Some(seconds);
+        error
+    }
+
     /// 500 `internal_error`; the cause is logged, never returned.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         log::error!("internal error: {cause}");
@@ -143,6 +159,9 @@ impl ResponseError for ApiError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(self.body())
     }

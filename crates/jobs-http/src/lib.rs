@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod ratelimit;
 pub mod resolve;
 mod routes;
 
@@ -39,4 +40,6 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     /// Looks up callback host names at creation.
     pub resolver: resolve::Resolver,
+    /// Per-user request limit (`JOBS_RATE_LIMIT`); `None` when off.
+    pub rate_limit: Option<std::sync::Arc<ratelimit::UserRateLimiter>>,
 }

@@ -16,6 +16,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::handlers;
+use crate::ratelimit::RateLimitedResponses;
 use crate::AppState;
 use jobs_store::StoreError;
 
@@ -44,7 +45,7 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
     ),
     components(schemas(OrderDto, OrderByDto, JobView, JobStatusDto, JobTypeDto, CreateJobRequest, UpdateJobRequest,
         ErrorBody, ErrorDetail, Health)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimitedResponses),
     tags((name = "jobs", description = "Jobs and their lifecycle"),
         (name = "health", description = "Liveness and readiness"))
 )]
@@ -183,6 +184,7 @@ fn kind_for(status: StatusCode) -> &'static str {
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         422 => "validation_error",
+        429 => "rate_limited",
         503 => "unavailable",
         500..=599 => "internal_error",
         _ => "bad_request",
