@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 /// A job's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = JobStatus)]
 pub enum JobStatusDto {
     /// Recorded, not yet handed to a worker.
     Created,
@@ -56,6 +57,7 @@ impl From<JobStatus> for JobStatusDto {
 /// What kind of work a job stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = JobType)]
 pub enum JobTypeDto {
     /// A plain background job.
     Job,
@@ -112,6 +114,7 @@ mod rfc3339_micros {
 
 /// A job.
 #[derive(Serialize, ToSchema, Debug)]
+#[schema(as = Job)]
 pub struct JobView {
     /// `job-` + lowercase UUID.
     #[schema(example = "job-0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b")]
@@ -191,6 +194,7 @@ impl From<Job> for JobView {
 /// A new job. Every field is optional; an empty body means `{}`. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(as = JobCreate)]
 pub struct CreateJobRequest {
     /// Kind of work (default `job`).
     pub job_type: Option<JobTypeDto>,
@@ -200,29 +204,23 @@ pub struct CreateJobRequest {
     /// Background flag (default false).
     pub background: Option<bool>,
     /// Associated agent.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub agent_id: Option<String>,
     /// Associated data source (folder).
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub source_id: Option<String>,
     /// Absolute http(s) URL to POST to when the job finishes. Hosts that are or resolve to
     /// loopback, private, link-local or unspecified addresses are refused (422) unless the
     /// server allows private targets. The pattern describes the host-name form; IP-literal
     /// hosts are accepted too.
-    #[schema(
-        max_length = 2048,
-        pattern = "^https?://([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?[.])*[a-z]([a-z0-9-]{0,30}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
-    )]
     pub callback_url: Option<String>,
     /// Longest time allowed in `running`, in seconds.
     #[serde(default, deserialize_with = "nullable_integer")]
-    #[schema(minimum = 1, maximum = 2147483647)]
     pub timeout_seconds: Option<i64>,
 }
 
 /// A worker's update: at least one field. Unknown fields, and `null` values, are refused.
 #[derive(Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(as = JobUpdate)]
 pub struct UpdateJobRequest {
     /// The next status, checked against the lifecycle.
     #[serde(default, deserialize_with = "present")]
@@ -318,10 +316,8 @@ pub struct ListParams {
     /// Only this job type.
     pub job_type: Option<JobTypeDto>,
     /// Only jobs of this source/folder (`source_id` is a deprecated alias).
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub folder_id: Option<String>,
     /// Only jobs of this agent.
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub agent_id: Option<String>,
     /// Job id cursor: only jobs older than it. A cursor that is not one of your jobs, or
     /// `before` not newer than `after`, is 400 `invalid_cursor`.
@@ -358,7 +354,7 @@ pub struct JobIdPath {
 pub struct ActingUser {
     /// Act for this user: a no-op when it is the token's `sub`, otherwise it needs the
     /// `jobs:admin` scope (403 without it).
-    #[param(rename = "user_id", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    #[param(rename = "user_id")]
     pub user_id: Option<String>,
 }
 
@@ -368,7 +364,7 @@ pub struct ActingUser {
 #[allow(dead_code)]
 pub struct ProjectHeader {
     /// The project: stored on jobs created with it; filters lists.
-    #[param(rename = "X-Project-Id", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    #[param(rename = "X-Project-Id")]
     pub x_project_id: Option<String>,
 }
 
@@ -379,7 +375,7 @@ pub struct ProjectHeader {
 pub struct IdempotencyKey {
     /// Makes retries safe: the same key from the same user within 24 hours returns the job
     /// created the first time (200); with a different body it is 409.
-    #[param(rename = "Idempotency-Key", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    #[param(rename = "Idempotency-Key")]
     pub idempotency_key: Option<String>,
 }
 

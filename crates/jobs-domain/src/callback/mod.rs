@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 
 use crate::job::Job;
 
+mod target;
+pub use target::{CallbackUrl, CALLBACK_URL_PATTERN, MAX_CALLBACK_URL_CHARS};
+
 /// The body POSTed to `callback_url` when a job enters a terminal status, or `None` when the
 /// job has no callback or has not finished.
 pub fn completion_event(job: &Job) -> Option<Value> {
@@ -32,8 +35,8 @@ mod tests {
 
     #[test]
     fn only_a_finished_job_with_a_callback_has_an_event() {
-        let new =
-            NewJob { callback_url: Some("https://example.com/h".into()), ..NewJob::default() };
+        let url = CallbackUrl::parse("https://example.com/h").unwrap();
+        let new = NewJob::default().with_callback_url(url);
         let mut job = Job::create(JobId::generate(), Owner::new("o", "u", None), new, crate::now());
         assert!(completion_event(&job).is_none());
         job.status = JobStatus::Completed;
