@@ -12,7 +12,6 @@
 //! assert!(pending.apply_update(&start, jobs_domain::now()).is_err()); // pending -> pending
 //! ```
 
-pub mod address;
 pub mod callback;
 pub mod fields;
 pub mod id;
@@ -22,7 +21,7 @@ pub mod query;
 pub mod status;
 pub mod tenancy;
 
-pub use callback::CallbackUrl;
+pub use callback::{address, CallbackUrl};
 pub use fields::{Label, TimeoutSeconds, MAX_LABEL_CHARS, MAX_TIMEOUT_SECONDS};
 pub use id::{InvalidJobId, JobId};
 pub use job::{now, Job, JobUpdate, NewJob, TransitionError, UpdateError};

@@ -1,6 +1,6 @@
 //! A webhook target as a creation request gives it: an absolute http(s) URL within a length
 //! cap. Whether its host may be reached is the address policy's question
-//! ([`crate::address`]), asked at creation and again at delivery.
+//! ([`super::address`]), asked at creation and again at delivery.
 
 use url::{Host, Url};
 
