@@ -173,13 +173,8 @@ pub async fn update_job(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&path)?;
-    let update = JobUpdate::new(
-        body.status.map(Into::into),
-        body.metadata,
-        body.ttft_ns,
-        body.total_duration_ns,
-    )?
-    .with_max_metadata_bytes(state.max_metadata_bytes);
+    let update = JobUpdate::new(body.status, body.metadata, body.ttft_ns, body.total_duration_ns)?
+        .with_max_metadata_bytes(state.max_metadata_bytes);
     let vis = caller.visibility();
     let job = state.run(move |store| store.update(&vis, id, &update)).await?;
     Ok(HttpResponse::Ok().json(JobView::from(job)))

@@ -17,7 +17,7 @@ pub async fn new_job(body: CreateJobRequest, state: &AppState) -> Result<NewJob,
             body.metadata.unwrap_or_default(),
             state.max_metadata_bytes,
         )?)
-        .with_job_type(body.job_type.map(Into::into).unwrap_or_default())
+        .with_job_type(body.job_type.unwrap_or_default())
         .with_background(body.background.unwrap_or(false));
     // Last, as it may wait for a name lookup (on a resolver thread, 2 s at most).
     if let Some(url) = &callback_url {
