@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use jobs_domain::{NewJob, Owner, Visibility};
+use jobs_domain::{BoundedMetadata, CallbackUrl, NewJob, Owner, Visibility};
 use jobs_store::{DatabaseUrl, JobStore};
 use jobs_tests::db::TestDatabase;
 use jobs_tests::load::knob;
@@ -29,11 +29,10 @@ fn main() {
     let vis = Visibility::organization("default");
     let t = Instant::now();
     for i in 0..n {
-        let new = NewJob {
-            callback_url: Some(receiver.url.clone()),
-            metadata: serde_json::json!({"i": i}).as_object().cloned().unwrap(),
-            ..NewJob::default()
-        };
+        let metadata = serde_json::json!({"i": i}).as_object().cloned().unwrap();
+        let new = NewJob::default()
+            .with_callback_url(CallbackUrl::parse(receiver.url.clone()).unwrap())
+            .with_metadata(BoundedMetadata::new(metadata, usize::MAX).unwrap());
         let id = store.create(owner.clone(), new, None).unwrap().job.id;
         store.cancel(&vis, id).unwrap();
     }

@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn private_targets_fail_at_delivery_for_good_without_a_request() {
-        use jobs_domain::{NewJob, Owner, Visibility};
+        use jobs_domain::{CallbackUrl, NewJob, Owner, Visibility};
         let dir = tempfile::tempdir().unwrap();
         let url = jobs_store::DatabaseUrl::Sqlite(dir.path().join("jobs.db"));
         let store = JobStore::open(&url, &jobs_store::PoolOptions::default()).unwrap();
@@ -362,7 +362,7 @@ mod tests {
             "http://[::ffff:127.0.0.1]:9/h",
             "http://169.254.169.254/x",
         ] {
-            let new = NewJob { callback_url: Some(target.into()), ..NewJob::default() };
+            let new = NewJob::default().with_callback_url(CallbackUrl::parse(target).unwrap());
             let id = store.create(Owner::new("o", "u", None), new, None).unwrap().job.id;
             store.cancel(&vis, id).unwrap();
             ids.push(id);

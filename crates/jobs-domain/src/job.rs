@@ -2,17 +2,16 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::callback::CallbackUrl;
+use crate::fields::{Label, TimeoutSeconds};
 use crate::id::JobId;
+use crate::metadata::BoundedMetadata;
 use crate::status::{CancelOutcome, JobStatus, JobType};
 use crate::tenancy::Owner;
 use crate::ValidationError;
 
 use crate::metadata::{check_metadata_size, DEFAULT_MAX_METADATA_BYTES};
 pub use crate::metadata::{merge_patch, Metadata};
-
-/// The largest `timeout_seconds` accepted (about 68 years): it keeps deadline arithmetic
-/// far from any overflow.
-pub const MAX_TIMEOUT_SECONDS: i64 = i32::MAX as i64;
 
 /// The current time at the precision jobs record (microseconds), so that what is stored and
 /// what is returned are the same instant.
@@ -63,37 +62,95 @@ pub struct Job {
     pub timeout_seconds: Option<i64>,
 }
 
-/// What a producer asks for when it creates a job (validated).
+/// What a producer asks for when it creates a job. Every part is a checked value, so a
+/// `NewJob` cannot be invalid: start from [`NewJob::default`] and add the parts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewJob {
-    /// Kind of work; `job` by default.
-    pub job_type: JobType,
-    /// Initial metadata.
-    pub metadata: Metadata,
-    /// Background flag.
-    pub background: bool,
-    /// Associated agent.
-    pub agent_id: Option<String>,
-    /// Associated data source.
-    pub source_id: Option<String>,
-    /// Completion webhook target (absolute http or https URL).
-    pub callback_url: Option<String>,
-    /// Longest time allowed in `running`, in seconds (1 or more).
-    pub timeout_seconds: Option<i64>,
+    job_type: JobType,
+    metadata: BoundedMetadata,
+    background: bool,
+    agent_id: Option<Label>,
+    source_id: Option<Label>,
+    callback_url: Option<CallbackUrl>,
+    timeout_seconds: Option<TimeoutSeconds>,
 }
 
 impl NewJob {
-    /// Checks the numeric bounds of a creation request.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        if let Some(timeout) = self.timeout_seconds {
-            if !(1..=MAX_TIMEOUT_SECONDS).contains(&timeout) {
-                return Err(ValidationError::new(
-                    "timeout_seconds",
-                    format!("must be between 1 and {MAX_TIMEOUT_SECONDS}"),
-                ));
-            }
-        }
-        Ok(())
+    /// The same request with this kind of work.
+    pub fn with_job_type(mut self, job_type: JobType) -> Self {
+        self.job_type = job_type;
+        self
+    }
+
+    /// The same request with this initial metadata.
+    pub fn with_metadata(mut self, metadata: BoundedMetadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The same request with this background flag.
+    pub fn with_background(mut self, background: bool) -> Self {
+        self.background = background;
+        self
+    }
+
+    /// The same request with this agent.
+    pub fn with_agent_id(mut self, agent_id: impl Into<Option<Label>>) -> Self {
+        self.agent_id = agent_id.into();
+        self
+    }
+
+    /// The same request with this data source.
+    pub fn with_source_id(mut self, source_id: impl Into<Option<Label>>) -> Self {
+        self.source_id = source_id.into();
+        self
+    }
+
+    /// The same request with this completion webhook target.
+    pub fn with_callback_url(mut self, url: impl Into<Option<CallbackUrl>>) -> Self {
+        self.callback_url = url.into();
+        self
+    }
+
+    /// The same request with this timeout.
+    pub fn with_timeout_seconds(mut self, timeout: impl Into<Option<TimeoutSeconds>>) -> Self {
+        self.timeout_seconds = timeout.into();
+        self
+    }
+
+    /// Kind of work (`job` by default).
+    pub fn job_type(&self) -> JobType {
+        self.job_type
+    }
+
+    /// Initial metadata.
+    pub fn metadata(&self) -> &Metadata {
+        self.metadata.get()
+    }
+
+    /// Background flag.
+    pub fn background(&self) -> bool {
+        self.background
+    }
+
+    /// Associated agent.
+    pub fn agent_id(&self) -> Option<&Label> {
+        self.agent_id.as_ref()
+    }
+
+    /// Associated data source.
+    pub fn source_id(&self) -> Option<&Label> {
+        self.source_id.as_ref()
+    }
+
+    /// Completion webhook target.
+    pub fn callback_url(&self) -> Option<&CallbackUrl> {
+        self.callback_url.as_ref()
+    }
+
+    /// Longest time allowed in `running`.
+    pub fn timeout_seconds(&self) -> Option<TimeoutSeconds> {
+        self.timeout_seconds
     }
 }
 
@@ -198,19 +255,19 @@ impl Job {
             updated_at: at,
             completed_at: None,
             started_at: None,
-            metadata: new.metadata,
+            metadata: new.metadata.into_inner(),
             job_type: new.job_type,
             background: new.background,
-            agent_id: new.agent_id,
-            source_id: new.source_id,
+            agent_id: new.agent_id.map(Label::into_string),
+            source_id: new.source_id.map(Label::into_string),
             owner,
-            callback_url: new.callback_url,
+            callback_url: new.callback_url.map(|url| url.as_str().to_owned()),
             callback_sent_at: None,
             callback_status_code: None,
             callback_error: None,
             ttft_ns: None,
             total_duration_ns: None,
-            timeout_seconds: new.timeout_seconds,
+            timeout_seconds: new.timeout_seconds.map(TimeoutSeconds::get),
         }
     }
 

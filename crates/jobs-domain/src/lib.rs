@@ -12,8 +12,8 @@
 //! assert!(pending.apply_update(&start, jobs_domain::now()).is_err()); // pending -> pending
 //! ```
 
-pub mod address;
 pub mod callback;
+pub mod fields;
 pub mod id;
 pub mod job;
 pub mod metadata;
@@ -21,9 +21,13 @@ pub mod query;
 pub mod status;
 pub mod tenancy;
 
+pub use callback::{address, CallbackUrl};
+pub use fields::{Label, TimeoutSeconds, MAX_LABEL_CHARS, MAX_TIMEOUT_SECONDS};
 pub use id::{InvalidJobId, JobId};
-pub use job::{now, Job, JobUpdate, NewJob, TransitionError, UpdateError, MAX_TIMEOUT_SECONDS};
-pub use metadata::{check_metadata_size, merge_patch, Metadata, DEFAULT_MAX_METADATA_BYTES};
+pub use job::{now, Job, JobUpdate, NewJob, TransitionError, UpdateError};
+pub use metadata::{
+    check_metadata_size, merge_patch, BoundedMetadata, Metadata, DEFAULT_MAX_METADATA_BYTES,
+};
 pub use query::{Limit, ListDefaults, ListQuery, Order, QueryError};
 pub use status::{CancelOutcome, JobStatus, JobType, UnknownJobType, UnknownStatus};
 pub use tenancy::{Owner, Visibility};

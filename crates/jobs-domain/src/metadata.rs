@@ -64,6 +64,29 @@ pub fn check_metadata_size(metadata: &Metadata, max: usize) -> Result<(), Valida
     Ok(())
 }
 
+/// Metadata known to be within a cap: built only by [`BoundedMetadata::new`], which applies
+/// [`check_metadata_size`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BoundedMetadata(Metadata);
+
+impl BoundedMetadata {
+    /// Checks that `metadata` serializes to at most `max` bytes.
+    pub fn new(metadata: Metadata, max: usize) -> Result<BoundedMetadata, ValidationError> {
+        check_metadata_size(&metadata, max)?;
+        Ok(BoundedMetadata(metadata))
+    }
+
+    /// The metadata.
+    pub fn get(&self) -> &Metadata {
+        &self.0
+    }
+
+    /// The metadata, owned.
+    pub fn into_inner(self) -> Metadata {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +127,14 @@ mod tests {
         assert!(check_metadata_size(&meta, len).is_ok());
         let err = check_metadata_size(&meta, len - 1).unwrap_err();
         assert_eq!(err.field, "metadata");
+    }
+
+    #[test]
+    fn bounded_metadata_is_built_only_within_its_cap() {
+        let meta = object(json!({"progress": 0.5}));
+        let len = serialized_len(&meta);
+        assert_eq!(BoundedMetadata::new(meta.clone(), len).unwrap().get(), &meta);
+        assert_eq!(BoundedMetadata::new(meta.clone(), len - 1).unwrap_err().field, "metadata");
+        assert!(BoundedMetadata::new(Metadata::new(), 2).unwrap().into_inner().is_empty());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::fields::Label;
 use crate::id::JobId;
 use crate::status::{JobStatus, JobType};
 use crate::ValidationError;
@@ -185,9 +186,9 @@ impl ListQuery {
                             ValidationError::new(key, e.to_string())
                         })?)
                 }
-                "source_id" => query.source_id = Some(non_empty(key, value)?),
-                "folder_id" => folder_id = Some(non_empty(key, value)?),
-                "agent_id" => query.agent_id = Some(non_empty(key, value)?),
+                "source_id" => query.source_id = Some(Label::parse(key, value)?.into_string()),
+                "folder_id" => folder_id = Some(Label::parse(key, value)?.into_string()),
+                "agent_id" => query.agent_id = Some(Label::parse(key, value)?.into_string()),
                 "before" | "after" => match JobId::parse(value) {
                     Ok(id) if key == "before" => query.before = Some(id),
                     Ok(id) => query.after = Some(id),
@@ -252,18 +253,6 @@ impl ListQuery {
             return Err(QueryError::InvalidCursor("before must be newer than after".into()));
         }
         Ok(query)
-    }
-}
-
-fn non_empty(key: &str, value: &str) -> Result<String, ValidationError> {
-    if value.is_empty() {
-        Err(ValidationError::new(key, "must not be empty"))
-    } else if value.chars().any(char::is_control) {
-        Err(ValidationError::new(key, "must not contain control characters"))
-    } else if value.chars().count() > 256 {
-        Err(ValidationError::new(key, "must be at most 256 characters"))
-    } else {
-        Ok(value.to_owned())
     }
 }
 

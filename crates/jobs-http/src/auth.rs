@@ -219,10 +219,8 @@ impl Caller {
                 ));
             }
             Some(value) => {
-                if !crate::handlers::is_header_text(value.as_bytes()) {
-                    return Err(ApiError::validation(
-                        "user_id header: must be 1 to 256 visible ASCII characters",
-                    ));
+                if !crate::headers::is_header_text(value.as_bytes()) {
+                    return Err(crate::headers::invalid_header("user_id"));
                 }
                 Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
             }

@@ -3,86 +3,49 @@
 use chrono::{DateTime, Utc};
 use jobs_domain::{Job, JobStatus, JobType, Metadata};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
-/// A job's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatusDto {
-    /// Recorded, not yet handed to a worker.
-    Created,
-    /// Handed to a worker.
-    Pending,
-    /// A worker is on it.
-    Running,
-    /// Finished successfully.
-    Completed,
-    /// Finished unsuccessfully.
-    Failed,
-    /// Withdrawn.
-    Cancelled,
-    /// Ran past its timeout.
-    Expired,
-}
+/// The OpenAPI schema of [`JobStatus`] (named `JobStatus`), built from the domain's own
+/// list of statuses: the wire format is the domain type's serde form.
+pub struct JobStatusDto;
 
-impl From<JobStatusDto> for JobStatus {
-    fn from(s: JobStatusDto) -> JobStatus {
-        match s {
-            JobStatusDto::Created => JobStatus::Created,
-            JobStatusDto::Pending => JobStatus::Pending,
-            JobStatusDto::Running => JobStatus::Running,
-            JobStatusDto::Completed => JobStatus::Completed,
-            JobStatusDto::Failed => JobStatus::Failed,
-            JobStatusDto::Cancelled => JobStatus::Cancelled,
-            JobStatusDto::Expired => JobStatus::Expired,
-        }
+impl utoipa::PartialSchema for JobStatusDto {
+    fn schema() -> RefOr<Schema> {
+        wire_enum("A job's status.", JobStatus::ALL.map(JobStatus::as_str))
     }
 }
 
-impl From<JobStatus> for JobStatusDto {
-    fn from(s: JobStatus) -> JobStatusDto {
-        match s {
-            JobStatus::Created => JobStatusDto::Created,
-            JobStatus::Pending => JobStatusDto::Pending,
-            JobStatus::Running => JobStatusDto::Running,
-            JobStatus::Completed => JobStatusDto::Completed,
-            JobStatus::Failed => JobStatusDto::Failed,
-            JobStatus::Cancelled => JobStatusDto::Cancelled,
-            JobStatus::Expired => JobStatusDto::Expired,
-        }
+impl ToSchema for JobStatusDto {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("JobStatus")
     }
 }
 
-/// What kind of work a job stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum JobTypeDto {
-    /// A plain background job.
-    Job,
-    /// An agent run.
-    Run,
-    /// A batch.
-    Batch,
-}
+/// The OpenAPI schema of [`JobType`] (named `JobType`), from the domain's list of types.
+pub struct JobTypeDto;
 
-impl From<JobTypeDto> for JobType {
-    fn from(t: JobTypeDto) -> JobType {
-        match t {
-            JobTypeDto::Job => JobType::Job,
-            JobTypeDto::Run => JobType::Run,
-            JobTypeDto::Batch => JobType::Batch,
-        }
+impl utoipa::PartialSchema for JobTypeDto {
+    fn schema() -> RefOr<Schema> {
+        wire_enum("What kind of work a job stands for.", JobType::ALL.map(JobType::as_str))
     }
 }
 
-impl From<JobType> for JobTypeDto {
-    fn from(t: JobType) -> JobTypeDto {
-        match t {
-            JobType::Job => JobTypeDto::Job,
-            JobType::Run => JobTypeDto::Run,
-            JobType::Batch => JobTypeDto::Batch,
-        }
+impl ToSchema for JobTypeDto {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("JobType")
     }
+}
+
+fn wire_enum<const N: usize>(description: &str, names: [&str; N]) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(names))
+        .into()
 }
 
 /// Timestamps always carry six fractional digits and a `Z`
@@ -112,12 +75,14 @@ mod rfc3339_micros {
 
 /// A job.
 #[derive(Serialize, ToSchema, Debug)]
+#[schema(as = Job)]
 pub struct JobView {
     /// `job-` + lowercase UUID.
     #[schema(example = "job-0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b")]
     pub id: String,
     /// Lifecycle status.
-    pub status: JobStatusDto,
+    #[schema(value_type = JobStatusDto)]
+    pub status: JobStatus,
     /// When the job was created (RFC 3339, UTC).
     #[serde(serialize_with = "rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
@@ -131,7 +96,8 @@ pub struct JobView {
     #[schema(value_type = Object)]
     pub metadata: Metadata,
     /// Kind of work.
-    pub job_type: JobTypeDto,
+    #[schema(value_type = JobTypeDto)]
+    pub job_type: JobType,
     /// Whether the job runs in the background.
     pub background: bool,
     /// Associated agent.
@@ -166,12 +132,12 @@ impl From<Job> for JobView {
     fn from(job: Job) -> JobView {
         JobView {
             id: job.id.to_string(),
-            status: job.status.into(),
+            status: job.status,
             created_at: job.created_at,
             updated_at: job.updated_at,
             completed_at: job.completed_at,
             metadata: job.metadata,
-            job_type: job.job_type.into(),
+            job_type: job.job_type,
             background: job.background,
             agent_id: job.agent_id,
             source_id: job.source_id,
@@ -191,43 +157,39 @@ impl From<Job> for JobView {
 /// A new job. Every field is optional; an empty body means `{}`. Unknown fields are refused.
 #[derive(Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(as = JobCreate)]
 pub struct CreateJobRequest {
     /// Kind of work (default `job`).
-    pub job_type: Option<JobTypeDto>,
+    #[schema(value_type = Option<JobTypeDto>)]
+    pub job_type: Option<JobType>,
     /// Initial metadata (a JSON object).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Metadata>,
     /// Background flag (default false).
     pub background: Option<bool>,
     /// Associated agent.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub agent_id: Option<String>,
     /// Associated data source (folder).
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub source_id: Option<String>,
     /// Absolute http(s) URL to POST to when the job finishes. Hosts that are or resolve to
     /// loopback, private, link-local or unspecified addresses are refused (422) unless the
     /// server allows private targets. The pattern describes the host-name form; IP-literal
     /// hosts are accepted too.
-    #[schema(
-        max_length = 2048,
-        pattern = "^https?://([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?[.])*[a-z]([a-z0-9-]{0,30}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
-    )]
     pub callback_url: Option<String>,
     /// Longest time allowed in `running`, in seconds.
     #[serde(default, deserialize_with = "nullable_integer")]
-    #[schema(minimum = 1, maximum = 2147483647)]
     pub timeout_seconds: Option<i64>,
 }
 
 /// A worker's update: at least one field. Unknown fields, and `null` values, are refused.
 #[derive(Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(as = JobUpdate)]
 pub struct UpdateJobRequest {
     /// The next status, checked against the lifecycle.
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false)]
-    pub status: Option<JobStatusDto>,
+    #[schema(value_type = Option<JobStatusDto>, nullable = false)]
+    pub status: Option<JobStatus>,
     /// A JSON merge patch (RFC 7396) applied to the job's metadata.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Object, nullable = false)]
@@ -311,17 +273,16 @@ pub enum OrderByDto {
 #[allow(dead_code)]
 pub struct ListParams {
     /// Only these statuses: repeat the parameter, or separate values with commas.
-    #[param(style = Form, explode = true)]
-    pub status: Option<Vec<JobStatusDto>>,
+    #[param(style = Form, explode = true, value_type = Option<Vec<JobStatusDto>>)]
+    pub status: Option<Vec<JobStatus>>,
     /// Only active jobs (`created`, `pending`, `running`).
     pub active: Option<bool>,
     /// Only this job type.
-    pub job_type: Option<JobTypeDto>,
+    #[param(value_type = Option<JobTypeDto>)]
+    pub job_type: Option<JobType>,
     /// Only jobs of this source/folder (`source_id` is a deprecated alias).
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub folder_id: Option<String>,
     /// Only jobs of this agent.
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub agent_id: Option<String>,
     /// Job id cursor: only jobs older than it. A cursor that is not one of your jobs, or
     /// `before` not newer than `after`, is 400 `invalid_cursor`.
@@ -358,7 +319,7 @@ pub struct JobIdPath {
 pub struct ActingUser {
     /// Act for this user: a no-op when it is the token's `sub`, otherwise it needs the
     /// `jobs:admin` scope (403 without it).
-    #[param(rename = "user_id", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    #[param(rename = "user_id")]
     pub user_id: Option<String>,
 }
 
@@ -368,7 +329,7 @@ pub struct ActingUser {
 #[allow(dead_code)]
 pub struct ProjectHeader {
     /// The project: stored on jobs created with it; filters lists.
-    #[param(rename = "X-Project-Id", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    #[param(rename = "X-Project-Id")]
     pub x_project_id: Option<String>,
 }
 
@@ -379,7 +340,7 @@ pub struct ProjectHeader {
 pub struct IdempotencyKey {
     /// Makes retries safe: the same key from the same user within 24 hours returns the job
     /// created the first time (200); with a different body it is 409.
-    #[param(rename = "Idempotency-Key", pattern = "^[!-~]([ -~]*[!-~])?$", max_length = 256)]
+    #[param(rename = "Idempotency-Key")]
     pub idempotency_key: Option<String>,
 }
 

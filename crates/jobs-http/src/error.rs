@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 /// The error body every failure answers with.
 #[derive(Serialize, ToSchema, Debug)]
+#[schema(as = Error)]
 #[schema(example = json!({"error": {"type": "invalid_job_status_transition",
     "message": "Cannot transition from 'completed' to 'running'",
     "details": {"current_status": "completed", "requested_status": "running"}}}))]

@@ -5,10 +5,15 @@
 //! and maps its errors into [`ApiError`].
 
 pub mod auth;
+pub mod body;
 pub mod dto;
 pub mod error;
 pub mod handlers;
+pub mod headers;
 pub mod metrics;
+mod new_job;
+pub mod openapi;
+mod paging;
 pub mod ratelimit;
 pub mod resolve;
 mod routes;
@@ -42,4 +47,19 @@ pub struct AppState {
     pub resolver: resolve::Resolver,
     /// Per-user request limit (`JOBS_RATE_LIMIT`); `None` when off.
     pub rate_limit: Option<std::sync::Arc<ratelimit::UserRateLimiter>>,
+}
+
+impl AppState {
+    /// Runs a store call on the blocking pool: diesel never runs on an async worker thread.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&jobs_store::JobStore) -> jobs_store::StoreResult<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        actix_web::web::block(move || f(&store))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
 }

@@ -178,7 +178,11 @@ impl utoipa::Modify for RateLimitedResponses {
             .header("Retry-After", retry_after)
             .content(
                 "application/json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(
+                        <crate::ErrorBody as utoipa::ToSchema>::name(),
+                    )))
+                    .build(),
             )
             .build();
         for item in openapi.paths.paths.values_mut() {

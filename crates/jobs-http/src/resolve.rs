@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs_domain::callback::is_private_address;
+/// The pure part of the rule lives in the domain; re-exported for the webhook client.
+pub use jobs_domain::callback::{is_local_name, screen, Screen};
 use tokio::sync::{oneshot, Semaphore};
 use url::Host;
 
@@ -68,35 +70,6 @@ pub enum Resolved {
     Private,
     /// No answer: the lookup failed, found nothing, or passed the deadline.
     Unresolved(String),
-}
-
-/// What can be told about a URL's host without a lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Screen<'a> {
-    /// An IP address outside the private ranges.
-    Public,
-    /// A private IP address, or a local name.
-    Private,
-    /// A name to look up.
-    Name(&'a str),
-}
-
-/// Screens a URL's host: IP addresses by [`is_private_address`], `localhost` and
-/// `*.localhost` as private, any other name to be looked up.
-pub fn screen<'a>(host: &Host<&'a str>) -> Screen<'a> {
-    match host {
-        Host::Ipv4(ip) if is_private_address((*ip).into()) => Screen::Private,
-        Host::Ipv6(ip) if is_private_address((*ip).into()) => Screen::Private,
-        Host::Ipv4(_) | Host::Ipv6(_) => Screen::Public,
-        Host::Domain(name) if is_local_name(name) => Screen::Private,
-        Host::Domain(name) => Screen::Name(name),
-    }
-}
-
-/// `localhost` and names under it (RFC 6761 §6.3), with or without the final dot.
-pub fn is_local_name(name: &str) -> bool {
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// Looks names up off the serving threads, a bounded number at a time, within a deadline.

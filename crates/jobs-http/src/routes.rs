@@ -16,6 +16,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::handlers;
+use crate::openapi::FieldRules;
 use crate::ratelimit::RateLimitedResponses;
 use crate::AppState;
 use jobs_store::StoreError;
@@ -45,7 +46,7 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
     ),
     components(schemas(OrderDto, OrderByDto, JobView, JobStatusDto, JobTypeDto, CreateJobRequest, UpdateJobRequest,
         ErrorBody, ErrorDetail, Health)),
-    modifiers(&BearerAuth, &RateLimitedResponses),
+    modifiers(&BearerAuth, &RateLimitedResponses, &FieldRules),
     tags((name = "jobs", description = "Jobs and their lifecycle"),
         (name = "health", description = "Liveness and readiness"))
 )]
@@ -65,7 +66,7 @@ impl Modify for BearerAuth {
         // An update names at least one field. (utoipa's `min_properties` attribute writes
         // `maxProperties`, so this is set here.)
         if let Some(RefOr::T(Schema::Object(update))) =
-            components.schemas.get_mut("UpdateJobRequest")
+            components.schemas.get_mut(&*<UpdateJobRequest as utoipa::ToSchema>::name())
         {
             update.min_properties = Some(1);
             update.max_properties = None;

@@ -1,7 +1,7 @@
 //! A stable digest of a creation request, to tell a retried request from a different one
 //! that reuses an idempotency key.
 
-use jobs_domain::{NewJob, Owner};
+use jobs_domain::{CallbackUrl, Label, NewJob, Owner, TimeoutSeconds};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -9,13 +9,13 @@ use sha2::{Digest, Sha256};
 pub(crate) fn request_hash(owner: &Owner, new: &NewJob) -> String {
     let value = json!({
         "project_id": owner.project_id,
-        "job_type": new.job_type.as_str(),
-        "metadata": Value::Object(new.metadata.clone()),
-        "background": new.background,
-        "agent_id": new.agent_id,
-        "source_id": new.source_id,
-        "callback_url": new.callback_url,
-        "timeout_seconds": new.timeout_seconds,
+        "job_type": new.job_type().as_str(),
+        "metadata": Value::Object(new.metadata().clone()),
+        "background": new.background(),
+        "agent_id": new.agent_id().map(Label::as_str),
+        "source_id": new.source_id().map(Label::as_str),
+        "callback_url": new.callback_url().map(CallbackUrl::as_str),
+        "timeout_seconds": new.timeout_seconds().map(TimeoutSeconds::get),
     });
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
@@ -59,7 +59,9 @@ mod tests {
     use super::*;
 
     fn new_job(metadata: Value) -> NewJob {
-        NewJob { metadata: metadata.as_object().cloned().unwrap_or_default(), ..NewJob::default() }
+        let metadata = metadata.as_object().cloned().unwrap_or_default();
+        NewJob::default()
+            .with_metadata(jobs_domain::BoundedMetadata::new(metadata, 1 << 20).unwrap())
     }
 
     #[test]

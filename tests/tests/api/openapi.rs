@@ -52,7 +52,7 @@ fn the_document_describes_every_route_with_bearer_security_and_rfc3339_timestamp
         }
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer_auth"]["scheme"], "bearer");
-    let job = &doc["components"]["schemas"]["JobView"]["properties"];
+    let job = &doc["components"]["schemas"]["Job"]["properties"];
     assert_eq!(job["created_at"]["format"], "date-time");
     assert_eq!(doc["paths"]["/api/jobs/active"]["get"]["deprecated"], true);
 }

@@ -158,7 +158,7 @@ fn the_openapi_document_lists_429_with_retry_after_on_every_route_that_needs_a_t
                 assert!(limited["headers"]["Retry-After"].is_object(), "{method} {path}");
                 assert_eq!(
                     limited["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/ErrorBody"
+                    "#/components/schemas/Error"
                 );
                 documented += 1;
             } else {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_domain::{JobStatus, JobUpdate, NewJob, Owner, Visibility};
+use jobs_domain::{CallbackUrl, JobStatus, JobUpdate, NewJob, Owner, TimeoutSeconds, Visibility};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
 use jobs_tests::db::TestDatabase;
 use jobs_tests::receiver::Receiver;
@@ -75,11 +75,9 @@ fn racing_sweepers_expire_each_job_exactly_once() {
     let db = TestDatabase::new();
     let stores = [open(&db), open(&db)];
     let owner = Owner::new("org", "ann", None);
-    let new = NewJob {
-        timeout_seconds: Some(1),
-        callback_url: Some("https://example.com/h".into()),
-        ..NewJob::default()
-    };
+    let new = NewJob::default()
+        .with_timeout_seconds(TimeoutSeconds::new(1).unwrap())
+        .with_callback_url(CallbackUrl::parse("https://example.com/h").unwrap());
     let mut ids = Vec::new();
     for _ in 0..150 {
         let id = stores[0].create(owner.clone(), new.clone(), None).unwrap().job.id;
@@ -119,7 +117,7 @@ fn one_unreadable_row_does_not_stop_other_jobs_from_expiring() {
     let db = TestDatabase::new();
     let store = open(&db);
     let owner = Owner::new("org", "ann", None);
-    let new = NewJob { timeout_seconds: Some(1), ..NewJob::default() };
+    let new = NewJob::default().with_timeout_seconds(TimeoutSeconds::new(1).unwrap());
     let broken = store.create(owner.clone(), new.clone(), None).unwrap().job.id;
     let healthy = store.create(owner, new, None).unwrap().job.id;
     for id in [broken, healthy] {
@@ -166,8 +164,8 @@ fn retention_purges_only_finished_jobs_older_than_the_limit() {
     assert!(store.get(&vis, recent_done).is_ok());
     assert!(store.get(&vis, old_active).is_ok());
     // A finished job whose webhook is still pending is kept until it is delivered.
-    let with_hook =
-        NewJob { callback_url: Some("https://example.com/h".into()), ..NewJob::default() };
+    let hook = CallbackUrl::parse("https://example.com/h").unwrap();
+    let with_hook = NewJob::default().with_callback_url(hook);
     let waiting = store.create(owner.clone(), with_hook, None).unwrap().job.id;
     store.cancel(&vis, waiting).unwrap();
     db.execute(&format!(

@@ -51,7 +51,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use jobs_domain::{NewJob, Owner, Visibility};
+    use jobs_domain::{CallbackUrl, NewJob, Owner, Visibility};
     use jobs_http::resolve::Lookup;
     use jobs_http::Metrics;
     use jobs_store::JobStore;
@@ -65,8 +65,8 @@ mod tests {
         let url = jobs_store::DatabaseUrl::Sqlite(dir.path().join("jobs.db"));
         let store = JobStore::open(&url, &jobs_store::PoolOptions::default()).unwrap();
         let vis = Visibility::organization("o");
-        let new =
-            NewJob { callback_url: Some("http://hooks.test:9/h".into()), ..NewJob::default() };
+        let target = CallbackUrl::parse("http://hooks.test:9/h").unwrap();
+        let new = NewJob::default().with_callback_url(target);
         let id = store.create(Owner::new("o", "u", None), new, None).unwrap().job.id;
         store.cancel(&vis, id).unwrap();
         let settings = WebhookSettings {

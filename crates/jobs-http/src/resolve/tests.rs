@@ -15,21 +15,6 @@ fn fixed(addresses: &'static [&'static str]) -> Lookup {
 }
 
 #[test]
-fn hosts_are_screened_by_address_and_local_names_without_a_lookup() {
-    let check = |host: &str, expected: Screen<'_>| {
-        let url = url::Url::parse(&format!("http://{host}/")).unwrap();
-        assert_eq!(screen(&url.host().unwrap()), expected, "{host}");
-    };
-    check("127.0.0.1", Screen::Private);
-    check("[2002:7f00:1::]", Screen::Private);
-    check("93.184.216.34", Screen::Public);
-    check("LocalHost.", Screen::Private);
-    check("api.localhost", Screen::Private);
-    check("example.com", Screen::Name("example.com"));
-    check("notlocalhost", Screen::Name("notlocalhost"));
-}
-
-#[test]
 fn a_name_is_private_when_any_of_its_addresses_is() {
     let rt = runtime();
     let resolve =

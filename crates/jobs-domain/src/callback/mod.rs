@@ -1,10 +1,18 @@
-//! Completion webhooks: the event a finished job sends, and which network targets a
-//! webhook may never reach (SPEC §6).
+//! Completion webhooks, everything about them that needs no I/O: the target URL
+//! ([`CallbackUrl`]), which addresses a webhook may never reach ([`address`]), what a host
+//! says before any lookup ([`screen`]), and the event a finished job sends. Creation and
+//! delivery both use these; the name lookup between them is the http crate's `resolve`.
 
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
 use crate::job::Job;
+
+pub mod address;
+mod host;
+mod target;
+pub use host::{is_local_name, screen, Screen};
+pub use target::{CallbackUrl, CALLBACK_URL_PATTERN, MAX_CALLBACK_URL_CHARS};
 
 /// The body POSTed to `callback_url` when a job enters a terminal status, or `None` when the
 /// job has no callback or has not finished.
@@ -22,8 +30,8 @@ pub fn completion_event(job: &Job) -> Option<Value> {
 }
 
 /// Whether an address is one a webhook must not reach unless private targets are allowed:
-/// the one rule used at creation and at delivery (see [`crate::address`]).
-pub use crate::address::is_private_address;
+/// the one rule used at creation and at delivery (see [`address`]).
+pub use address::is_private_address;
 
 #[cfg(test)]
 mod tests {
@@ -32,8 +40,8 @@ mod tests {
 
     #[test]
     fn only_a_finished_job_with_a_callback_has_an_event() {
-        let new =
-            NewJob { callback_url: Some("https://example.com/h".into()), ..NewJob::default() };
+        let url = CallbackUrl::parse("https://example.com/h").unwrap();
+        let new = NewJob::default().with_callback_url(url);
         let mut job = Job::create(JobId::generate(), Owner::new("o", "u", None), new, crate::now());
         assert!(completion_event(&job).is_none());
         job.status = JobStatus::Completed;
