@@ -63,7 +63,7 @@ impl Reply {
         self.body["error"]["type"].as_str().unwrap().to_owned()
     }
 
-    /// Asserts the body is exactly the error body of SPEC §7.
+    /// Asserts the body is exactly the error body of the contract.
     pub fn assert_error_body(&self) {
         let error =
             self.body.get("error").unwrap_or_else(|| panic!("not an error body: {}", self.text));

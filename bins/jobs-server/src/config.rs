@@ -1,4 +1,4 @@
-//! Configuration: every setting from an environment variable (SPEC §8) or the matching flag.
+//! Configuration: every setting from an environment variable or the matching flag.
 
 use std::path::PathBuf;
 
@@ -154,7 +154,7 @@ pub struct Config {
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 impl Config {
-    /// The defaults of SPEC §8, as if no variable and no flag were given.
+    /// The documented defaults (docs/OPERATIONS.md), as if no variable and no flag were given.
     pub fn defaults() -> Config {
         Cli::parse_from(["jobs-server"]).config
     }

@@ -1,4 +1,4 @@
-//! Completion webhook delivery (SPEC §6): claims due deliveries from the outbox, POSTs them
+//! Completion webhook delivery: claims due deliveries from the outbox, POSTs them
 //! signed, and records each attempt, with exponential backoff between retries.
 
 use std::error::Error as StdError;
@@ -143,7 +143,7 @@ impl Dispatcher {
     /// the next start) resumes the delivery when the lease runs out.
     ///
     /// The lease is capped at [`MAX_LEASE`] so that deliveries a crashed process held are
-    /// resumed within 10 seconds (SPEC §6) even with long timeouts; with a timeout above six
+    /// resumed within 10 seconds even with long timeouts; with a timeout above six
     /// seconds a very slow receiver may therefore get a duplicate, which at-least-once allows.
     fn lease(&self) -> chrono::TimeDelta {
         let lease = (self.settings.timeout + Duration::from_secs(2)).min(MAX_LEASE);

@@ -1,4 +1,4 @@
-//! Bearer JWT authentication, scopes and tenancy (SPEC §5).
+//! Bearer JWT authentication, scopes and tenancy.
 
 use std::future::{ready, Ready};
 

@@ -1,4 +1,4 @@
-//! The one error body of SPEC §7, and the mapping of every failure into it.
+//! The one error body of the contract, and the mapping of every failure into it.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};

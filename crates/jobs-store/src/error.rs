@@ -8,7 +8,7 @@ pub enum StoreError {
     /// No visible job has that id.
     #[error("job not found")]
     NotFound,
-    /// The lifecycle refuses the change (SPEC §3).
+    /// The lifecycle refuses the change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
     /// The job after the change would break a rule (its metadata would be too large).

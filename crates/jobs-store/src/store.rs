@@ -388,7 +388,7 @@ impl JobStore {
         Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, next)?.job)
     }
 
-    /// Cancels a job (SPEC §3): active jobs become `cancelled`, a cancelled job is returned
+    /// Cancels a job: active jobs become `cancelled`, a cancelled job is returned
     /// unchanged, a finished one is a transition error.
     pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
         let mut conn = self.conn()?;

@@ -1,4 +1,4 @@
-//! Expiry and retention (SPEC §3, §8).
+//! Expiry and retention.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Completion webhooks to a real receiver on loopback (SPEC §6).
+//! Completion webhooks to a real receiver on loopback.
 
 use std::time::Duration;
 
