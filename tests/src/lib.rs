@@ -110,7 +110,7 @@ impl TestServer {
 
     /// A server on a database the test prepared.
     pub fn start_on(db: db::TestDatabase, adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config::defaults();
+        let mut config = Config::default();
         config.database_url = db.url().to_owned();
         config.pool_size = 4;
         config.bind = "127.0.0.1:0".to_owned();
