@@ -223,11 +223,39 @@ impl Application {
                 .configure(|cfg| docs::routes(cfg, openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))
         })
-        .shutdown_timeout(30);
+        .shutdown_timeout(30)
+        // actix treats SIGINT as a forced shutdown that drops in-flight requests; both
+        // signals are handled here instead, gracefully.
+        .disable_signals();
         if let Some(workers) = self.workers {
             server = server.workers(workers.max(1));
         }
-        Ok(server.listen(self.listener)?.run())
+        let server = server.listen(self.listener)?.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            if let Some(signal) = shutdown_signal().await {
+                log::info!("{signal}: stopping gracefully");
+                handle.stop(true).await;
+            }
+        });
+        Ok(server)
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and names it; `None` if the handlers cannot be installed.
+async fn shutdown_signal() -> Option<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) =
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(err), _) | (_, Err(err)) => {
+                log::error!("cannot handle SIGTERM and SIGINT: {err}");
+                return None;
+            }
+        };
+    tokio::select! {
+        _ = term.recv() => Some("SIGTERM"),
+        _ = int.recv() => Some("SIGINT"),
     }
 }
 
