@@ -16,7 +16,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorCause};
 use crate::AppState;
 
 /// The header that carries a request's id.
@@ -232,15 +232,23 @@ pub async fn observe(
         metrics.observe_request(&route, method_label(&method), status, latency);
     }
     let request = res.request();
-    if log::log_enabled!(target: "jobs::request", log::Level::Info) {
+    let cause = res.response().extensions().get::<ErrorCause>().map(ToString::to_string);
+    // A request that failed underneath is logged louder, with its cause.
+    let level = match (&cause, status) {
+        (None, _) => log::Level::Info,
+        (Some(_), 500..) if status != 503 => log::Level::Error,
+        (Some(_), _) => log::Level::Warn,
+    };
+    if log::log_enabled!(target: "jobs::request", level) {
         let user = request.extensions().get::<RequestUser>().map(|u| u.0.clone());
         let header = |name: &str| {
             request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
         };
         // Structured fields: the log formatter quotes and escapes every value (logfmt) or
         // writes them as JSON, so no value can forge another field.
-        log::info!(
+        log::log!(
             target: "jobs::request",
+            level,
             method = method.as_str(),
             route = route.as_str(),
             status = status,
@@ -248,7 +256,8 @@ pub async fn observe(
             user = user.as_deref().unwrap_or("-"),
             request_id = id.as_str(),
             user_agent = header("user-agent").as_str(),
-            sdk_version = header("x-stainless-package-version").as_str();
+            sdk_version = header("x-stainless-package-version").as_str(),
+            error = cause.as_deref().unwrap_or("-");
             ""
         );
     }

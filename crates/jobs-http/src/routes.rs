@@ -145,7 +145,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Err(_) => format!("readiness probe took over {READY_DEADLINE:?}"),
     };
     // Any failure means "not ready", including one that would be a 500 elsewhere.
-    Err(ApiError::from(StoreError::Unavailable(cause)))
+    Err(ApiError::from(StoreError::Unavailable(cause.into())))
 }
 
 fn kind_for(status: StatusCode) -> &'static str {

@@ -242,7 +242,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             return Ok(Changed { job: changed, from: Some(current.status) });
         }
     }
-    Err(StoreError::Unavailable(format!("job {id} is changing too fast to update")))
+    Err(StoreError::Unavailable(format!("job {id} is changing too fast to update").into()))
 }
 
 /// One page of visible jobs on a given connection (shared by `list` and the plan tests).
@@ -367,7 +367,7 @@ impl JobStore {
             )
             .execute(&mut conn)?;
         }
-        Err(StoreError::Unavailable(format!("idempotency key '{key}' is contended")))
+        Err(StoreError::Unavailable(format!("idempotency key '{key}' is contended").into()))
     }
 
     /// One visible job.
@@ -414,7 +414,7 @@ impl JobStore {
                 return Ok(job);
             }
         }
-        Err(StoreError::Unavailable(format!("job {id} is changing too fast to delete")))
+        Err(StoreError::Unavailable(format!("job {id} is changing too fast to delete").into()))
     }
 }
 
