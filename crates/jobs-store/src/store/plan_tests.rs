@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::sql_types::Text;
-use jobs_domain::{ListDefaults, ListQuery};
+use jobs_domain::{ListDefaults, ListQuery, NewJob, Owner};
 
 mod postgres;
 
