@@ -4,6 +4,7 @@
 pub mod config;
 mod docs;
 pub mod logging;
+pub mod metrics;
 pub mod secret;
 pub mod supervise;
 pub mod sweeper;
@@ -22,6 +23,7 @@ use jobs_http::ratelimit::{Rate, UserRateLimiter};
 use jobs_http::resolve::{self, Resolver};
 use jobs_http::{ApiDoc, AppState, Authenticator, KeySource, Metrics};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
+use metrics::BackgroundMetrics;
 use utoipa::OpenApi;
 
 pub use config::{Cli, Command, Config};
@@ -200,7 +202,10 @@ impl Application {
     /// server; must be called inside an actix (tokio) runtime. The server stops gracefully
     /// on SIGTERM or SIGINT, finishing in-flight requests.
     pub fn run(self) -> anyhow::Result<Server> {
-        let metrics = self.state.metrics.clone();
+        let metrics = Arc::new(
+            BackgroundMetrics::register(self.state.metrics.registry())
+                .context("registering the background metrics")?,
+        );
         let dispatcher = Dispatcher::new(self.state.store.clone(), self.webhooks, metrics.clone())?;
         actix_web::rt::spawn(supervise("webhook_dispatcher", metrics.clone(), RESTART_DELAY, {
             move || dispatcher.clone().run()

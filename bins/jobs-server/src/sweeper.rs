@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs_http::Metrics;
+use crate::metrics::BackgroundMetrics;
 use jobs_store::{JobStore, StoreResult, IDEMPOTENCY_WINDOW};
 
 const TICK: Duration = Duration::from_secs(1);
@@ -58,7 +58,7 @@ where
 }
 
 /// Runs until the process stops.
-pub async fn run(store: JobStore, metrics: Arc<Metrics>, settings: SweeperSettings) {
+pub async fn run(store: JobStore, metrics: Arc<BackgroundMetrics>, settings: SweeperSettings) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_purge: Option<Instant> = None;

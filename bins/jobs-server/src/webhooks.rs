@@ -5,9 +5,9 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::metrics::BackgroundMetrics;
 use anyhow::Context;
 use jobs_http::resolve::{self, screen, Lookup, Resolver, Screen};
-use jobs_http::Metrics;
 use jobs_store::{Attempt, Delivery, JobStore, NextStep};
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -72,7 +72,7 @@ impl Outcome {
 pub struct Dispatcher {
     store: JobStore,
     settings: WebhookSettings,
-    metrics: Arc<Metrics>,
+    metrics: Arc<BackgroundMetrics>,
     client: reqwest::Client,
 }
 
@@ -81,7 +81,7 @@ impl Dispatcher {
     pub fn new(
         store: JobStore,
         settings: WebhookSettings,
-        metrics: Arc<Metrics>,
+        metrics: Arc<BackgroundMetrics>,
     ) -> anyhow::Result<Dispatcher> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -336,7 +336,7 @@ mod tests {
             max_attempts: 8,
             retry_base: Duration::from_millis(10),
         };
-        let metrics = Arc::new(Metrics::new().unwrap());
+        let metrics = Arc::new(BackgroundMetrics::register(&prometheus::Registry::new()).unwrap());
         let dispatcher = Dispatcher::new(store.clone(), settings, metrics).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         assert_eq!(runtime.block_on(dispatcher.deliver_due()).unwrap(), 4);
@@ -365,7 +365,12 @@ mod tests {
                 max_attempts: 8,
                 retry_base: Duration::from_secs(1),
             };
-            Dispatcher::new(store.clone(), settings, Arc::new(Metrics::new().unwrap())).unwrap()
+            Dispatcher::new(
+                store.clone(),
+                settings,
+                Arc::new(BackgroundMetrics::register(&prometheus::Registry::new()).unwrap()),
+            )
+            .unwrap()
         };
         assert_eq!(dispatcher(5000).lease(), chrono::TimeDelta::seconds(7));
         assert_eq!(dispatcher(30_000).lease(), chrono::TimeDelta::seconds(8));
