@@ -63,7 +63,7 @@ impl Reply {
         self.body["error"]["type"].as_str().unwrap().to_owned()
     }
 
-    /// Asserts the body is exactly the error body of SPEC §7.
+    /// Asserts the body is exactly the error body of the contract.
     pub fn assert_error_body(&self) {
         let error =
             self.body.get("error").unwrap_or_else(|| panic!("not an error body: {}", self.text));
@@ -110,15 +110,16 @@ impl TestServer {
 
     /// A server on a database the test prepared.
     pub fn start_on(db: db::TestDatabase, adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config::defaults();
-        config.database_url = db.url().to_owned();
-        config.pool_size = 4;
-        config.bind = "127.0.0.1:0".to_owned();
-        config.jwt_secret = Some(SECRET.to_owned());
-        config.jwt_public_key = None;
-        config.jwt_issuer = None;
-        config.jwt_audience = None;
-        config.workers = Some(2);
+        // Every setting a test relies on is set here or by `adjust`; Default reads no
+        // environment variable.
+        let mut config = Config {
+            database_url: db.url().to_owned(),
+            pool_size: 4,
+            bind: "127.0.0.1:0".to_owned(),
+            jwt_secret: Some(SECRET.to_owned()),
+            workers: Some(2),
+            ..Config::default()
+        };
         adjust(&mut config);
         let app = Application::build(&config).unwrap();
         let port = app.port();

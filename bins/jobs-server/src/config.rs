@@ -1,4 +1,4 @@
-//! Configuration: every setting from an environment variable (SPEC §8) or the matching flag.
+//! Configuration: every setting from an environment variable or the matching flag.
 
 use std::path::PathBuf;
 
@@ -67,20 +67,22 @@ pub fn parse_ttl(text: &str) -> Result<chrono::TimeDelta, String> {
     secs.filter(|s| *s > 0).and_then(chrono::TimeDelta::try_seconds).ok_or_else(err)
 }
 
-/// Server settings. `Config::parse_from` in main; a struct literal in tests.
+/// Server settings. `Cli::parse()` in main (flags, then the environment, then these
+/// defaults); `Config::default()` in tests, which reads no environment variable.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Server settings")]
 pub struct Config {
     /// Where the jobs live: sqlite://PATH or postgres://…
     #[arg(
         long,
         env = "JOBS_DATABASE_URL",
         hide_env_values = true,
-        default_value = "sqlite://./data/jobs.db",
+        default_value = DEFAULT_DATABASE_URL,
         global = true
     )]
     pub database_url: String,
     /// Address to listen on (port 0 picks a free one).
-    #[arg(long, env = "JOBS_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(long, env = "JOBS_BIND", default_value = DEFAULT_BIND, global = true)]
     pub bind: String,
     /// HS256 shared secret for Bearer tokens.
     #[arg(long, env = "JOBS_JWT_SECRET", hide_env_values = true, global = true)]
@@ -103,13 +105,13 @@ pub struct Config {
         default_missing_value = "true", global = true)]
     pub webhook_allow_private: bool,
     /// Webhook request timeout, in milliseconds.
-    #[arg(long, env = "JOBS_WEBHOOK_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    #[arg(long, env = "JOBS_WEBHOOK_TIMEOUT_MS", default_value_t = DEFAULT_WEBHOOK_TIMEOUT_MS, global = true)]
     pub webhook_timeout_ms: u64,
     /// Webhook delivery attempts at most.
-    #[arg(long, env = "JOBS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    #[arg(long, env = "JOBS_WEBHOOK_MAX_ATTEMPTS", default_value_t = DEFAULT_WEBHOOK_MAX_ATTEMPTS, global = true)]
     pub webhook_max_attempts: u32,
     /// First webhook retry delay, in milliseconds (then ×4 each time).
-    #[arg(long, env = "JOBS_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000, global = true)]
+    #[arg(long, env = "JOBS_WEBHOOK_RETRY_BASE_MS", default_value_t = DEFAULT_WEBHOOK_RETRY_BASE_MS, global = true)]
     pub webhook_retry_base_ms: u64,
     /// Purge terminal jobs older than this many days, 0 to 36500 (unset: keep forever).
     #[arg(long, env = "JOBS_RETENTION_DAYS", global = true,
@@ -127,7 +129,7 @@ pub struct Config {
     #[arg(long, env = "JOBS_RATE_LIMIT", value_name = "N/s|N/min", global = true)]
     pub rate_limit: Option<String>,
     /// Database connections per process at most.
-    #[arg(long, env = "JOBS_POOL_SIZE", default_value_t = 8, global = true)]
+    #[arg(long, env = "JOBS_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE, global = true)]
     pub pool_size: u32,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "JOBS_WORKERS", global = true)]
@@ -137,7 +139,7 @@ pub struct Config {
         long = "log",
         alias = "rust-log",
         env = "RUST_LOG",
-        default_value = "info",
+        default_value = DEFAULT_LOG,
         global = true
     )]
     pub log: String,
@@ -153,16 +155,94 @@ pub struct Config {
 /// The longest retention accepted: 100 years keeps every cutoff computation in range.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
-impl Config {
-    /// The defaults of SPEC §8, as if no variable and no flag were given.
-    pub fn defaults() -> Config {
-        Cli::parse_from(["jobs-server"]).config
+const DEFAULT_DATABASE_URL: &str = "sqlite://./data/jobs.db";
+const DEFAULT_BIND: &str = "127.0.0.1:8080";
+const DEFAULT_WEBHOOK_TIMEOUT_MS: u64 = 5000;
+const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 8;
+const DEFAULT_WEBHOOK_RETRY_BASE_MS: u64 = 1000;
+const DEFAULT_POOL_SIZE: u32 = 8;
+const DEFAULT_LOG: &str = "info";
+
+/// The documented defaults, as if no flag and no environment variable were given; reads
+/// nothing from the environment, so a developer's `JOBS_*` variables never leak into tests.
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            bind: DEFAULT_BIND.to_owned(),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            webhook_secret: None,
+            webhook_allow_private: false,
+            webhook_timeout_ms: DEFAULT_WEBHOOK_TIMEOUT_MS,
+            webhook_max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+            webhook_retry_base_ms: DEFAULT_WEBHOOK_RETRY_BASE_MS,
+            retention_days: None,
+            max_metadata_bytes: jobs_domain::DEFAULT_MAX_METADATA_BYTES,
+            max_body_bytes: jobs_http::DEFAULT_MAX_BODY_BYTES,
+            rate_limit: None,
+            pool_size: DEFAULT_POOL_SIZE,
+            workers: None,
+            log: DEFAULT_LOG.to_owned(),
+            log_format: LogFormat::default(),
+            name_lookup: jobs_http::resolve::Lookup::default(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    /// Set in the child process of `the_default_config_reads_no_environment_variable`.
+    const CHILD: &str = "JOBS_TEST_CONFIG_CHILD";
+
+    #[test]
+    fn the_default_config_reads_no_environment_variable() {
+        // Environment variables are process-wide: set them in a child run of this test
+        // binary, never in this process.
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "config::tests::default_ignores_the_environment_in_a_child"])
+            .args(["--include-ignored", "--nocapture"])
+            .env(CHILD, "1")
+            .env("JOBS_WEBHOOK_ALLOW_PRIVATE", "true")
+            .env("JOBS_MAX_BODY_BYTES", "7")
+            .env("JOBS_DATABASE_URL", "sqlite://elsewhere.db")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child test did not run: {text}");
+    }
+
+    #[test]
+    #[ignore = "run by the_default_config_reads_no_environment_variable in a child process"]
+    fn default_ignores_the_environment_in_a_child() {
+        assert_eq!(std::env::var(CHILD).as_deref(), Ok("1"), "run me through the parent test");
+        // The variables are there: clap sees them...
+        let parsed = Cli::parse_from(["jobs-server"]).config;
+        assert!(parsed.webhook_allow_private);
+        assert_eq!(parsed.max_body_bytes, 7);
+        // ...and Default does not.
+        let config = Config::default();
+        assert!(!config.webhook_allow_private);
+        assert_eq!(config.max_body_bytes, jobs_http::DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn the_default_config_matches_the_flags_defaults() {
+        // With no environment variable set, clap and Default agree. Only compared when the
+        // developer's shell sets none of them.
+        if std::env::vars().any(|(k, _)| k.starts_with("JOBS_") || k == "RUST_LOG") {
+            return;
+        }
+        let parsed = format!("{:?}", Cli::parse_from(["jobs-server"]).config);
+        assert_eq!(parsed, format!("{:?}", Config::default()));
+    }
 
     #[test]
     fn durations_take_a_unit() {

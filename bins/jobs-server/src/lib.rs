@@ -4,6 +4,7 @@
 pub mod config;
 mod docs;
 pub mod logging;
+pub mod metrics;
 pub mod secret;
 pub mod supervise;
 pub mod sweeper;
@@ -22,6 +23,7 @@ use jobs_http::ratelimit::{Rate, UserRateLimiter};
 use jobs_http::resolve::{self, Resolver};
 use jobs_http::{ApiDoc, AppState, Authenticator, KeySource, Metrics};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
+use metrics::BackgroundMetrics;
 use utoipa::OpenApi;
 
 pub use config::{Cli, Command, Config};
@@ -200,7 +202,10 @@ impl Application {
     /// server; must be called inside an actix (tokio) runtime. The server stops gracefully
     /// on SIGTERM or SIGINT, finishing in-flight requests.
     pub fn run(self) -> anyhow::Result<Server> {
-        let metrics = self.state.metrics.clone();
+        let metrics = Arc::new(
+            BackgroundMetrics::register(self.state.metrics.registry())
+                .context("registering the background metrics")?,
+        );
         let dispatcher = Dispatcher::new(self.state.store.clone(), self.webhooks, metrics.clone())?;
         actix_web::rt::spawn(supervise("webhook_dispatcher", metrics.clone(), RESTART_DELAY, {
             move || dispatcher.clone().run()
@@ -223,11 +228,39 @@ impl Application {
                 .configure(|cfg| docs::routes(cfg, openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))
         })
-        .shutdown_timeout(30);
+        .shutdown_timeout(30)
+        // actix treats SIGINT as a forced shutdown that drops in-flight requests; both
+        // signals are handled here instead, gracefully.
+        .disable_signals();
         if let Some(workers) = self.workers {
             server = server.workers(workers.max(1));
         }
-        Ok(server.listen(self.listener)?.run())
+        let server = server.listen(self.listener)?.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            if let Some(signal) = shutdown_signal().await {
+                log::info!("{signal}: stopping gracefully");
+                handle.stop(true).await;
+            }
+        });
+        Ok(server)
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and names it; `None` if the handlers cannot be installed.
+async fn shutdown_signal() -> Option<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) =
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(err), _) | (_, Err(err)) => {
+                log::error!("cannot handle SIGTERM and SIGINT: {err}");
+                return None;
+            }
+        };
+    tokio::select! {
+        _ = term.recv() => Some("SIGTERM"),
+        _ = int.recv() => Some("SIGINT"),
     }
 }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_http::Metrics;
+use crate::metrics::BackgroundMetrics;
 
 /// The wait before a stopped loop starts again: long enough not to spin on a loop that
 /// fails at once, short enough that expiry and delivery barely notice.
@@ -14,8 +14,12 @@ pub const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs the loop `start` makes, and starts a new one each time it stops, until the runtime
 /// shuts down. Must be called inside an actix (tokio) runtime.
-pub async fn supervise<F, Fut>(task: &'static str, metrics: Arc<Metrics>, delay: Duration, start: F)
-where
+pub async fn supervise<F, Fut>(
+    task: &'static str,
+    metrics: Arc<BackgroundMetrics>,
+    delay: Duration,
+    start: F,
+) where
     F: Fn() -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
@@ -48,7 +52,7 @@ mod tests {
 
     #[test]
     fn a_loop_that_panics_is_started_again_and_counted() {
-        let metrics = Arc::new(Metrics::new().unwrap());
+        let metrics = Arc::new(BackgroundMetrics::register(&prometheus::Registry::new()).unwrap());
         let runs = Arc::new(AtomicU32::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
         let (m, r) = (metrics.clone(), runs.clone());

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs_http::Metrics;
+use crate::metrics::BackgroundMetrics;
 use jobs_store::{JobStore, StoreResult, IDEMPOTENCY_WINDOW};
 
 const TICK: Duration = Duration::from_secs(1);
@@ -39,7 +39,8 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Repeats `step` while it fills whole batches, yielding between batches.
+/// Repeats `step` while it fills whole batches, yielding between batches; returns the total
+/// (what the batches that succeeded did, if one fails).
 async fn drain<F>(store: &JobStore, batch: i64, step: F) -> usize
 where
     F: Fn(&JobStore, i64) -> StoreResult<usize> + Clone + Send + 'static,
@@ -57,22 +58,15 @@ where
 }
 
 /// Runs until the process stops.
-pub async fn run(store: JobStore, metrics: Arc<Metrics>, settings: SweeperSettings) {
+pub async fn run(store: JobStore, metrics: Arc<BackgroundMetrics>, settings: SweeperSettings) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_purge: Option<Instant> = None;
     loop {
         tick.tick().await;
-        let mut expired = 0;
-        while let Some(n) = blocking(&store, |s| s.expire_due(EXPIRE_BATCH)).await {
-            metrics.jobs_expired(n);
-            expired += n;
-            if (n as i64) < EXPIRE_BATCH {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+        let expired = drain(&store, EXPIRE_BATCH, |s, n| s.expire_due(n)).await;
         if expired > 0 {
+            metrics.jobs_expired(expired);
             log::info!(target: "jobs::sweeper", "expired {expired} overdue jobs");
         }
         if last_purge.is_some_and(|at| at.elapsed() < PURGE_EVERY) {

@@ -1,21 +1,20 @@
-//! Completion webhook delivery (SPEC §6): claims due deliveries from the outbox, POSTs them
+//! Completion webhook delivery: claims due deliveries from the outbox, POSTs them
 //! signed, and records each attempt, with exponential backoff between retries.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::metrics::BackgroundMetrics;
 use anyhow::Context;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use jobs_http::resolve::{self, screen, Lookup, Resolver, Screen};
-use jobs_http::Metrics;
 use jobs_store::{Attempt, Delivery, JobStore, NextStep};
 use rand::Rng;
-use sha2::Sha256;
 use tokio::sync::Semaphore;
 
+mod signer;
 mod targets;
+pub use signer::Signer;
 use targets::{Checked, PrivateTarget};
 
 /// Deliveries in flight at once, per process: a slow receiver holds one slot, not the queue.
@@ -28,46 +27,6 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 const MAX_LEASE: Duration = Duration::from_secs(8);
 /// Longest wait between two attempts.
 const MAX_DELAY: Duration = Duration::from_secs(3600);
-
-/// Signs payloads the Standard Webhooks way.
-#[derive(Clone)]
-pub struct Signer {
-    key: Vec<u8>,
-}
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Signer(..)")
-    }
-}
-
-impl Signer {
-    /// A `whsec_`-prefixed secret is base64-decoded to get the key; any other value is
-    /// used as raw bytes.
-    pub fn from_secret(secret: &str) -> anyhow::Result<Signer> {
-        let key = match secret.strip_prefix("whsec_") {
-            Some(encoded) => base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .context("JOBS_WEBHOOK_SECRET starts with whsec_ but is not valid base64")?,
-            None => secret.as_bytes().to_vec(),
-        };
-        anyhow::ensure!(!key.is_empty(), "JOBS_WEBHOOK_SECRET is empty");
-        Ok(Signer { key })
-    }
-
-    /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
-        // HMAC takes keys of any length; this cannot fail.
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
-            Ok(mac) => mac,
-            Err(_) => return String::new(),
-        };
-        mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-        let signature =
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-        format!("v1,{signature}")
-    }
-}
 
 /// How webhooks are sent.
 #[derive(Clone, Debug)]
@@ -113,7 +72,7 @@ impl Outcome {
 pub struct Dispatcher {
     store: JobStore,
     settings: WebhookSettings,
-    metrics: Arc<Metrics>,
+    metrics: Arc<BackgroundMetrics>,
     client: reqwest::Client,
 }
 
@@ -122,7 +81,7 @@ impl Dispatcher {
     pub fn new(
         store: JobStore,
         settings: WebhookSettings,
-        metrics: Arc<Metrics>,
+        metrics: Arc<BackgroundMetrics>,
     ) -> anyhow::Result<Dispatcher> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -143,7 +102,7 @@ impl Dispatcher {
     /// the next start) resumes the delivery when the lease runs out.
     ///
     /// The lease is capped at [`MAX_LEASE`] so that deliveries a crashed process held are
-    /// resumed within 10 seconds (SPEC §6) even with long timeouts; with a timeout above six
+    /// resumed within 10 seconds even with long timeouts; with a timeout above six
     /// seconds a very slow receiver may therefore get a duplicate, which at-least-once allows.
     fn lease(&self) -> chrono::TimeDelta {
         let lease = (self.settings.timeout + Duration::from_secs(2)).min(MAX_LEASE);
@@ -151,7 +110,9 @@ impl Dispatcher {
     }
 
     /// Claims what is due now and delivers it, one attempt each, waiting for all of them;
-    /// returns how many were attempted. (The background loop is [`Dispatcher::run`].)
+    /// returns how many were attempted. Tests drive the dispatcher with it; the server
+    /// runs [`Dispatcher::run`].
+    #[cfg(test)]
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let store = self.store.clone();
         let lease = self.lease();
@@ -375,7 +336,7 @@ mod tests {
             max_attempts: 8,
             retry_base: Duration::from_millis(10),
         };
-        let metrics = Arc::new(Metrics::new().unwrap());
+        let metrics = Arc::new(BackgroundMetrics::register(&prometheus::Registry::new()).unwrap());
         let dispatcher = Dispatcher::new(store.clone(), settings, metrics).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         assert_eq!(runtime.block_on(dispatcher.deliver_due()).unwrap(), 4);
@@ -404,7 +365,12 @@ mod tests {
                 max_attempts: 8,
                 retry_base: Duration::from_secs(1),
             };
-            Dispatcher::new(store.clone(), settings, Arc::new(Metrics::new().unwrap())).unwrap()
+            Dispatcher::new(
+                store.clone(),
+                settings,
+                Arc::new(BackgroundMetrics::register(&prometheus::Registry::new()).unwrap()),
+            )
+            .unwrap()
         };
         assert_eq!(dispatcher(5000).lease(), chrono::TimeDelta::seconds(7));
         assert_eq!(dispatcher(30_000).lease(), chrono::TimeDelta::seconds(8));
@@ -420,26 +386,5 @@ mod tests {
         assert_eq!(retry_delay(2, base, 0.2), Duration::from_secs_f64(4.8));
         assert_eq!(retry_delay(2, base, -0.5), Duration::from_secs_f64(3.2));
         assert_eq!(retry_delay(40, base, 0.0), Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn whsec_secrets_are_base64_decoded_and_others_used_raw() {
-        let raw = Signer::from_secret("plain").unwrap();
-        assert_eq!(raw.key, b"plain");
-        let decoded = Signer::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        assert_eq!(decoded.key.len(), 24);
-        assert!(Signer::from_secret("whsec_***").is_err());
-        assert!(Signer::from_secret("").is_err());
-    }
-
-    #[test]
-    fn a_signature_matches_the_standard_webhooks_example() {
-        // The example of the Standard Webhooks specification.
-        let signer = Signer::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let body = r#"{"test": 2432232314}"#;
-        assert_eq!(
-            signer.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
     }
 }

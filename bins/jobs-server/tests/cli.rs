@@ -6,10 +6,17 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jobs-server");
+mod common;
+use common::BIN;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Starts `cmd` on port 0 and returns the port it logs.
+fn start_on_port_zero(cmd: &mut Command) -> (Running, u16) {
+    let mut child =
+        cmd.env("RUST_LOG", "warn,jobs_server=info").stderr(Stdio::piped()).spawn().unwrap();
+    let port = common::watch_for_port(&mut child);
+    let running = Running(child);
+    let port = common::listening_port(&port);
+    (running, port)
 }
 
 fn command(dir: &std::path::Path) -> Command {
@@ -66,13 +73,10 @@ fn sigterm(child: &Child) {
 #[test]
 fn serving_with_no_secret_prints_a_token_that_works_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = command(dir.path())
-        .env("JOBS_BIND", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (mut running, port) = start_on_port_zero(
+        command(dir.path()).env("JOBS_BIND", "127.0.0.1:0").stdout(Stdio::piped()),
+    );
+    let stdout = running.0.stdout.take().unwrap();
     let mut token = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
@@ -81,7 +85,6 @@ fn serving_with_no_secret_prints_a_token_that_works_and_sigterm_exits_zero() {
             break;
         }
     }
-    let running = Running(child);
     let token = token.expect("a token is printed");
     wait_healthy(port);
     assert!(dir.path().join("data/jobs.db").exists(), "the default database is ./data/jobs.db");
@@ -177,14 +180,12 @@ fn the_token_command_mints_tokens_the_server_accepts() {
     assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
 
-    let port = free_port();
-    let child = command(dir.path())
-        .env("JOBS_JWT_SECRET", "token-test-secret-0123456789abcdef")
-        .env("JOBS_BIND", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _running = Running(child);
+    let (_running, port) = start_on_port_zero(
+        command(dir.path())
+            .env("JOBS_JWT_SECRET", "token-test-secret-0123456789abcdef")
+            .env("JOBS_BIND", "127.0.0.1:0")
+            .stdout(Stdio::null()),
+    );
     wait_healthy(port);
     assert_eq!(http_get(port, "/api/jobs", Some(&token)).unwrap().0, 200);
 
@@ -195,21 +196,14 @@ fn the_token_command_mints_tokens_the_server_accepts() {
 #[test]
 fn flags_override_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = command(dir.path())
-        .env("JOBS_BIND", "127.0.0.1:1")
-        .env("JOBS_JWT_SECRET", "flag-test-secret-0123456789abcdef")
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            "sqlite://flagged.db",
-            "serve",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _running = Running(child);
+    let (_running, port) = start_on_port_zero(
+        command(dir.path())
+            .env("JOBS_BIND", "127.0.0.1:1")
+            .env("JOBS_JWT_SECRET", "flag-test-secret-0123456789abcdef")
+            .args(["--bind", "127.0.0.1:0", "--database-url", "sqlite://flagged.db", "serve"])
+            .stdout(Stdio::null()),
+    );
+    assert_ne!(port, 1, "the flag wins over JOBS_BIND");
     wait_healthy(port);
     assert!(dir.path().join("flagged.db").exists());
 }

@@ -1,9 +1,11 @@
-//! The one error body of SPEC §7, and the mapping of every failure into it.
+//! The one error body of the contract, and the mapping of every failure into it.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use jobs_domain::{QueryError, TransitionError, ValidationError};
-use jobs_store::StoreError;
+use std::sync::Arc;
+
+use jobs_store::{Cause, StoreError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -45,6 +47,27 @@ pub struct ApiError {
     details: Option<Value>,
     /// Seconds for `Retry-After` (429).
     retry_after: Option<u64>,
+    /// What went wrong underneath (5xx): logged once, on the request's log line, never
+    /// returned.
+    cause: Option<ErrorCause>,
+}
+
+/// The cause of a failed request, kept as a value: `error_response` puts it into the
+/// response's extensions, and the request middleware logs it with its source chain.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for ErrorCause {
+    /// The cause and each of its sources, joined by `: `.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(next) = source {
+            write!(f, ": {next}")?;
+            source = next.source();
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -56,7 +79,20 @@ impl std::fmt::Display for ApiError {
 impl ApiError {
     /// An error with a status, a type and a message.
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, message: message.into(), details: None, retry_after: None }
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// Keeps what went wrong underneath, for the request's log line.
+    pub fn with_cause(mut self, cause: impl Into<Cause>) -> Self {
+        self.cause = Some(ErrorCause(Arc::from(cause.into())));
+        self
     }
 
     /// Adds details.
@@ -130,10 +166,10 @@ impl ApiError {
         error
     }
 
-    /// 500 `internal_error`; the cause is logged, never returned.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        log::error!("internal error: {cause}");
+    /// 500 `internal_error`; the cause is logged with the request, never returned.
+    pub fn internal(cause: impl Into<Cause>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+            .with_cause(cause)
     }
 
     /// The error body as JSON.
@@ -163,6 +199,9 @@ impl ResponseError for ApiError {
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(cause) = &self.cause {
+            response.extensions_mut().insert(cause.clone());
         }
         response.json(self.body())
     }
@@ -210,14 +249,12 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor(message) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", message)
             }
-            StoreError::Unavailable(cause) => {
-                log::warn!("database unavailable: {cause}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "Database unavailable",
-                )
-            }
+            StoreError::Unavailable(cause) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Database unavailable",
+            )
+            .with_cause(cause),
             StoreError::Internal(cause) => ApiError::internal(cause),
         }
     }

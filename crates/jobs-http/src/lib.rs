@@ -21,9 +21,7 @@ mod routes;
 pub use auth::{Authenticator, Caller, Claims, KeySource};
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
-pub use routes::{
-    error_fallback, health_routes, job_routes, method_not_allowed, not_found, ApiDoc,
-};
+pub use routes::{error_fallback, health_routes, job_routes, not_found, ApiDoc};
 
 /// The default request body limit (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -12,17 +12,18 @@ use actix_web::{web, HttpMessage, HttpResponse};
 use jobs_domain::JobStatus;
 use jobs_store::StoreObserver;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorCause};
 use crate::AppState;
 
 /// The header that carries a request's id.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Every metric the server exports.
+/// The HTTP layer's metrics (requests, jobs created, transitions, the pool) and the one
+/// registry `/metrics` exports, which the server's background loops register into too.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -30,17 +31,13 @@ pub struct Metrics {
     http_latency: HistogramVec,
     jobs_created: IntCounter,
     transitions: IntCounterVec,
-    jobs_expired: IntCounter,
-    jobs_purged: IntCounter,
-    webhook_deliveries: IntCounterVec,
-    webhook_latency: Histogram,
-    background_restarts: IntCounterVec,
     pool_connections: IntGauge,
     pool_in_use: IntGauge,
     pool_max: IntGauge,
 }
 
-const LATENCY_BUCKETS: [f64; 14] =
+/// Latency histogram buckets, in seconds (shared with the background metrics).
+pub const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
@@ -64,28 +61,6 @@ impl Metrics {
             Opts::new("jobs_transitions_total", "Job status transitions by from and to status"),
             &["from", "to"],
         )?;
-        let jobs_expired =
-            IntCounter::new("jobs_expired_total", "Jobs moved to expired by the sweeper")?;
-        let jobs_purged =
-            IntCounter::new("jobs_purged_total", "Finished jobs purged by retention")?;
-        let webhook_deliveries = IntCounterVec::new(
-            Opts::new(
-                "jobs_webhook_deliveries_total",
-                "Webhook delivery attempts by outcome (delivered, retried, failed)",
-            ),
-            &["outcome"],
-        )?;
-        let webhook_latency = Histogram::with_opts(
-            HistogramOpts::new("jobs_webhook_delivery_duration_seconds", "Webhook attempt latency")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        let background_restarts = IntCounterVec::new(
-            Opts::new(
-                "jobs_background_restarts_total",
-                "Background loops (sweeper, webhook_dispatcher) started again after a panic",
-            ),
-            &["task"],
-        )?;
         let pool_connections =
             IntGauge::new("jobs_db_pool_connections", "Open database connections")?;
         let pool_in_use = IntGauge::new("jobs_db_pool_in_use", "Database connections in use")?;
@@ -95,11 +70,6 @@ impl Metrics {
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(jobs_created.clone()))?;
         registry.register(Box::new(transitions.clone()))?;
-        registry.register(Box::new(jobs_expired.clone()))?;
-        registry.register(Box::new(jobs_purged.clone()))?;
-        registry.register(Box::new(webhook_deliveries.clone()))?;
-        registry.register(Box::new(webhook_latency.clone()))?;
-        registry.register(Box::new(background_restarts.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_in_use.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
@@ -109,11 +79,6 @@ impl Metrics {
             http_latency,
             jobs_created,
             transitions,
-            jobs_expired,
-            jobs_purged,
-            webhook_deliveries,
-            webhook_latency,
-            background_restarts,
             pool_connections,
             pool_in_use,
             pool_max,
@@ -126,30 +91,9 @@ impl Metrics {
         self.http_latency.with_label_values(&[route, method]).observe(latency.as_secs_f64());
     }
 
-    /// Counts jobs the sweeper expired.
-    pub fn jobs_expired(&self, n: usize) {
-        self.jobs_expired.inc_by(n as u64);
-    }
-
-    /// Counts jobs retention purged.
-    pub fn jobs_purged(&self, n: usize) {
-        self.jobs_purged.inc_by(n as u64);
-    }
-
-    /// Counts a webhook attempt: `delivered`, `retried` or `failed`.
-    pub fn webhook_attempt(&self, outcome: &str, latency: Duration) {
-        self.webhook_deliveries.with_label_values(&[outcome]).inc();
-        self.webhook_latency.observe(latency.as_secs_f64());
-    }
-
-    /// Counts a background loop started again after it stopped.
-    pub fn background_restart(&self, task: &'static str) {
-        self.background_restarts.with_label_values(&[task]).inc();
-    }
-
-    /// How often a background loop was started again.
-    pub fn background_restarts(&self, task: &str) -> u64 {
-        self.background_restarts.with_label_values(&[task]).get()
+    /// The registry `/metrics` gathers; other layers register their own metrics into it.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The text exposition format.
@@ -232,15 +176,23 @@ pub async fn observe(
         metrics.observe_request(&route, method_label(&method), status, latency);
     }
     let request = res.request();
-    if log::log_enabled!(target: "jobs::request", log::Level::Info) {
+    let cause = res.response().extensions().get::<ErrorCause>().map(ToString::to_string);
+    // A request that failed underneath is logged louder, with its cause.
+    let level = match (&cause, status) {
+        (None, _) => log::Level::Info,
+        (Some(_), 500..) if status != 503 => log::Level::Error,
+        (Some(_), _) => log::Level::Warn,
+    };
+    if log::log_enabled!(target: "jobs::request", level) {
         let user = request.extensions().get::<RequestUser>().map(|u| u.0.clone());
         let header = |name: &str| {
             request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
         };
         // Structured fields: the log formatter quotes and escapes every value (logfmt) or
         // writes them as JSON, so no value can forge another field.
-        log::info!(
+        log::log!(
             target: "jobs::request",
+            level,
             method = method.as_str(),
             route = route.as_str(),
             status = status,
@@ -248,7 +200,8 @@ pub async fn observe(
             user = user.as_deref().unwrap_or("-"),
             request_id = id.as_str(),
             user_agent = header("user-agent").as_str(),
-            sdk_version = header("x-stainless-package-version").as_str();
+            sdk_version = header("x-stainless-package-version").as_str(),
+            error = cause.as_deref().unwrap_or("-");
             ""
         );
     }

@@ -74,19 +74,6 @@ impl Modify for BearerAuth {
     }
 }
 
-/// 405 for a known path with a method it does not serve, with the `Allow` header RFC 9110
-/// requires.
-pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
-    let mut response = ApiError::method_not_allowed().error_response();
-    response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
-    response
-}
-
-/// A resource's fallback route: 405 with `Allow`.
-fn not_allowed(allow: &'static str) -> actix_web::Route {
-    web::to(move || async move { method_not_allowed(allow) })
-}
-
 /// 404 for an unknown path.
 pub async fn not_found() -> HttpResponse {
     ApiError::route_not_found().error_response()
@@ -99,48 +86,35 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(format!("{prefix}/jobs"))
                 .route(web::get().to(handlers::list_jobs))
-                .route(web::post().to(handlers::create_job))
-                .default_service(not_allowed("GET, POST")),
+                .route(web::post().to(handlers::create_job)),
         )
         .service(
             web::resource(format!("{prefix}/jobs/active"))
-                .route(web::get().to(handlers::list_active_jobs))
-                .default_service(not_allowed("GET")),
+                .route(web::get().to(handlers::list_active_jobs)),
         )
         .service(
             web::resource(format!("{prefix}/jobs/{{job_id}}"))
                 .route(web::get().to(handlers::get_job))
                 .route(web::patch().to(handlers::update_job))
-                .route(web::delete().to(handlers::delete_job))
-                .default_service(not_allowed("GET, PATCH, DELETE")),
+                .route(web::delete().to(handlers::delete_job)),
         )
         .service(
             web::resource(format!("{prefix}/jobs/{{job_id}}/cancel"))
-                .route(web::patch().to(handlers::cancel_job))
-                .default_service(not_allowed("PATCH")),
+                .route(web::patch().to(handlers::cancel_job)),
         );
     }
     cfg.service(
         web::resource("/v1/jobs/")
             .route(web::get().to(handlers::list_jobs))
-            .route(web::post().to(handlers::create_job))
-            .default_service(not_allowed("GET, POST")),
+            .route(web::post().to(handlers::create_job)),
     );
 }
 
 /// Registers `/healthz`, `/readyz` and `/metrics`.
 pub fn health_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/metrics")
-            .route(web::get().to(crate::metrics::metrics))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/healthz").route(web::get().to(healthz)).default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/readyz").route(web::get().to(readyz)).default_service(not_allowed("GET")),
-    );
+    cfg.service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
+        .service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)));
 }
 
 /// Liveness: the process serves requests.
@@ -172,7 +146,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Err(_) => format!("readiness probe took over {READY_DEADLINE:?}"),
     };
     // Any failure means "not ready", including one that would be a 500 elsewhere.
-    Err(ApiError::from(StoreError::Unavailable(cause)))
+    Err(ApiError::from(StoreError::Unavailable(cause.into())))
 }
 
 fn kind_for(status: StatusCode) -> &'static str {
@@ -210,8 +184,15 @@ fn rewrite_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRe
     let status = res.status();
     let message = status.canonical_reason().unwrap_or("Error").to_owned();
     let error = ApiError::new(status, kind_for(status), message);
-    let (req, _) = res.into_parts();
-    let response: HttpResponse<BoxBody> = HttpResponse::build(status).json(error.body());
+    let (req, original) = res.into_parts();
+    let mut response: HttpResponse<BoxBody> = HttpResponse::build(status).json(error.body());
+    // Keep what actix or a handler set (`Allow` on a 405, `Retry-After`, ...): only the
+    // body and its framing are replaced.
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
     let res: ServiceResponse<EitherBody<B>> =
         ServiceResponse::new(req, response).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))

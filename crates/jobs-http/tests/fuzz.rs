@@ -6,10 +6,11 @@
 use base64::Engine;
 use jobs_http::dto::{CreateJobRequest, UpdateJobRequest};
 use jobs_http::{Authenticator, KeySource};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const SECRET: &[u8] = b"fuzz-secret";
+const SECRET: &[u8] = b"fuzz-secret-of-at-least-thirty-two-bytes";
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -77,32 +78,82 @@ proptest! {
 
     #[test]
     fn a_valid_signature_over_a_foreign_algorithm_is_refused(
+        alg in prop_oneof![Just(Algorithm::HS384), Just(Algorithm::HS512)],
+    ) {
+        // Signed with the right secret: only the pinned algorithm can refuse it.
+        let token = jsonwebtoken::encode(&Header::new(alg), &valid_claims(), &key())
+            .expect("sign");
+        prop_assert!(authenticator().verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_correct_hs256_signature_under_a_foreign_alg_header_is_refused(
         alg in prop_oneof![Just("none"), Just("HS384"), Just("HS512"), Just("RS256"), Just("hs256"), Just("")],
     ) {
         let header = json!({"alg": alg, "typ": "JWT"});
-        let payload = json!({"sub": "u", "exp": 4_000_000_000i64, "scope": "jobs:read"});
+        let payload = serde_json::to_value(valid_claims()).expect("claims");
         let signing_input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(payload.to_string().as_bytes()));
-        let token = format!("{signing_input}.{}", b64(b"whatever"));
+        let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key(), Algorithm::HS256)
+            .expect("sign");
+        let token = format!("{signing_input}.{signature}");
         prop_assert!(authenticator().verify(&token).is_err());
     }
 
     #[test]
     fn request_bodies_parse_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-        let _ = serde_json::from_slice::<CreateJobRequest>(&bytes);
-        let _ = serde_json::from_slice::<UpdateJobRequest>(&bytes);
+        let json = serde_json::from_slice::<Value>(&bytes);
+        let create = serde_json::from_slice::<CreateJobRequest>(&bytes);
+        let update = serde_json::from_slice::<UpdateJobRequest>(&bytes);
+        if let Ok(json) = json {
+            assert_only_known_fields(&json, create.is_ok(), update.is_ok())?;
+        } else {
+            prop_assert!(create.is_err() && update.is_err(), "not JSON, yet parsed: {bytes:?}");
+        }
     }
 
     #[test]
     fn structured_bodies_parse_or_fail_cleanly(body in arb_json()) {
         let text = body.to_string();
-        let _ = serde_json::from_str::<CreateJobRequest>(&text);
-        let _ = serde_json::from_str::<UpdateJobRequest>(&text);
+        let create = serde_json::from_str::<CreateJobRequest>(&text);
+        let update = serde_json::from_str::<UpdateJobRequest>(&text);
+        assert_only_known_fields(&body, create.is_ok(), update.is_ok())?;
     }
 }
 
-#[test]
-fn a_correct_token_still_verifies() {
-    let claims = jobs_http::Claims {
+const CREATE_FIELDS: &[&str] = &[
+    "job_type",
+    "metadata",
+    "background",
+    "agent_id",
+    "source_id",
+    "callback_url",
+    "timeout_seconds",
+];
+const UPDATE_FIELDS: &[&str] = &["status", "metadata", "ttft_ns", "total_duration_ns"];
+
+/// A body that parsed is an object naming only the request's own fields, or an array
+/// (serde's derive also reads a struct from a sequence of its fields); never a scalar.
+fn assert_only_known_fields(
+    body: &Value,
+    create_ok: bool,
+    update_ok: bool,
+) -> Result<(), TestCaseError> {
+    for (parsed, fields) in [(create_ok, CREATE_FIELDS), (update_ok, UPDATE_FIELDS)] {
+        if parsed {
+            prop_assert!(body.is_object() || body.is_array(), "a scalar parsed: {body}");
+            for key in body.as_object().into_iter().flat_map(|o| o.keys()) {
+                prop_assert!(
+                    fields.contains(&key.as_str()),
+                    "unknown field {key} accepted: {body}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn valid_claims() -> jobs_http::Claims {
+    jobs_http::Claims {
         sub: "u".into(),
         exp: chrono::Utc::now().timestamp() + 60,
         org: None,
@@ -111,8 +162,12 @@ fn a_correct_token_still_verifies() {
         nbf: None,
         iss: None,
         aud: None,
-    };
-    let token = jobs_http::auth::mint_hs256(SECRET, &claims).expect("mint");
+    }
+}
+
+#[test]
+fn a_correct_token_still_verifies() {
+    let token = jobs_http::auth::mint_hs256(SECRET, &valid_claims()).expect("mint");
     assert_eq!(authenticator().verify(&token).expect("valid").sub, "u");
 }
 
@@ -122,4 +177,8 @@ fn deeply_nested_bodies_fail_without_overflowing_the_stack() {
     assert!(serde_json::from_str::<CreateJobRequest>(&deep).is_err());
     let deep_object = format!("{{\"metadata\":{}", "{\"a\":".repeat(100_000));
     assert!(serde_json::from_str::<CreateJobRequest>(&deep_object).is_err());
+}
+
+fn key() -> EncodingKey {
+    EncodingKey::from_secret(SECRET).expect("key")
 }

@@ -2,13 +2,17 @@
 
 use jobs_domain::{JobStatus, TransitionError, UpdateError, ValidationError};
 
+/// The underlying failure behind [`StoreError::Unavailable`] and [`StoreError::Internal`],
+/// kept as a value (its own `source()` chain included) for whoever logs it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a store operation did not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No visible job has that id.
     #[error("job not found")]
     NotFound,
-    /// The lifecycle refuses the change (SPEC §3).
+    /// The lifecycle refuses the change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
     /// The job after the change would break a rule (its metadata would be too large).
@@ -31,10 +35,10 @@ pub enum StoreError {
     /// its storage is full or failing, it is locked past the busy timeout, or it is shutting
     /// down.
     #[error("database unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Anything else: a bug or a broken database. Logged, never shown to callers.
     #[error("{0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl From<diesel::result::Error> for StoreError {
@@ -48,12 +52,12 @@ impl From<diesel::result::Error> for StoreError {
                 DatabaseErrorKind::ClosedConnection
                 | DatabaseErrorKind::UnableToSendCommand
                 | DatabaseErrorKind::ReadOnlyTransaction,
-                info,
-            ) => StoreError::Unavailable(info.message().to_owned()),
+                _,
+            ) => StoreError::Unavailable(Box::new(err)),
             Error::DatabaseError(_, ref info) if is_retryable(info.message()) => {
-                StoreError::Unavailable(info.message().to_owned())
+                StoreError::Unavailable(Box::new(err))
             }
-            other => StoreError::Internal(other.to_string()),
+            other => StoreError::Internal(Box::new(other)),
         }
     }
 }
@@ -112,7 +116,7 @@ pub(crate) fn is_retryable(message: &str) -> bool {
 
 impl From<r2d2::Error> for StoreError {
     fn from(err: r2d2::Error) -> Self {
-        StoreError::Unavailable(err.to_string())
+        StoreError::Unavailable(Box::new(err))
     }
 }
 

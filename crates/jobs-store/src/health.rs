@@ -84,12 +84,10 @@ impl Health {
     fn unavailable(&self, budget: Duration) -> StoreError {
         let state = self.state();
         match state.down_since {
-            Some(since) => StoreError::Unavailable(format!(
-                "{} (down for {:.1?})",
-                state.cause,
-                since.elapsed()
-            )),
-            None => StoreError::Unavailable(format!("no connection free within {budget:?}")),
+            Some(since) => StoreError::Unavailable(
+                format!("{} (down for {:.1?})", state.cause, since.elapsed()).into(),
+            ),
+            None => StoreError::Unavailable(format!("no connection free within {budget:?}").into()),
         }
     }
 }

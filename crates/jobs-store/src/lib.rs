@@ -16,7 +16,7 @@ mod schema;
 mod store;
 
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
-pub use error::{StoreError, StoreResult};
+pub use error::{Cause, StoreError, StoreResult};
 pub use health::{DOWN_CHECKOUT, READY_CHECKOUT};
 pub use outbox::{Attempt, Delivery, NextStep};
 pub use store::{Created, JobStore, Page, PoolStatus, StoreObserver, IDEMPOTENCY_WINDOW};

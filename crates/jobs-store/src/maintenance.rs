@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use jobs_domain::{now, JobId};
+use jobs_domain::{now, JobId, JobStatus};
 
 use crate::db::write_transaction;
+use crate::outbox::DeliveryState;
 use crate::schema::{idempotency_keys, jobs, webhook_deliveries};
 use crate::store::{change_on, JobStore, Reach};
 use crate::{StoreError, StoreResult};
@@ -23,7 +24,7 @@ impl JobStore {
         let at = now();
         let due: Vec<String> = jobs::table
             .filter(jobs::expires_at.le(at.naive_utc()))
-            .filter(jobs::status.eq("running"))
+            .filter(jobs::status.eq(JobStatus::Running.as_str()))
             .order(jobs::expires_at.asc())
             .limit(limit)
             .select(jobs::id)
@@ -60,10 +61,10 @@ impl JobStore {
             // given up, whatever the retention: at-least-once comes first.
             let pending = webhook_deliveries::table
                 .filter(webhook_deliveries::job_id.eq(jobs::id))
-                .filter(webhook_deliveries::state.eq("pending"));
+                .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()));
             let ids: Vec<String> = jobs::table
                 .filter(jobs::completed_at.lt(cutoff.naive_utc()))
-                .filter(jobs::status.eq_any(["completed", "failed", "cancelled", "expired"]))
+                .filter(jobs::status.eq_any(JobStatus::TERMINAL.map(JobStatus::as_str)))
                 .filter(diesel::dsl::not(diesel::dsl::exists(pending)))
                 .order(jobs::completed_at.asc())
                 .limit(limit)
@@ -87,7 +88,7 @@ impl JobStore {
     pub fn purge_deliveries_before(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
         let mut conn = self.conn()?;
         let ids: Vec<String> = webhook_deliveries::table
-            .filter(webhook_deliveries::state.ne("pending"))
+            .filter(webhook_deliveries::state.ne(DeliveryState::Pending.as_str()))
             .filter(webhook_deliveries::updated_at.lt(cutoff.naive_utc()))
             .limit(limit)
             .select(webhook_deliveries::id)

@@ -11,10 +11,27 @@ use crate::schema::{jobs, webhook_deliveries};
 use crate::store::JobStore;
 use crate::StoreResult;
 
-/// Delivery states.
-const PENDING: &str = "pending";
-const DELIVERED: &str = "delivered";
-const FAILED: &str = "failed";
+/// The state of a delivery, stored as text in `webhook_deliveries.state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeliveryState {
+    /// Not yet delivered; attempted when due.
+    Pending,
+    /// A receiver answered 2xx.
+    Delivered,
+    /// Given up on.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The stored name.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
 
 #[derive(Insertable)]
 #[diesel(table_name = webhook_deliveries)]
@@ -44,7 +61,7 @@ pub(crate) fn enqueue(
             job_id: job.id.to_string(),
             url,
             payload: event.to_string(),
-            state: PENDING,
+            state: DeliveryState::Pending.as_str(),
             attempts: 0,
             next_attempt_at: at,
             created_at: at,
@@ -140,14 +157,14 @@ impl JobStore {
         let mut conn = self.conn()?;
         let at = attempt.at.naive_utc();
         let (state, next_at) = match next {
-            NextStep::Delivered => (DELIVERED, at),
-            NextStep::RetryAt(when) => (PENDING, when.naive_utc()),
-            NextStep::GiveUp => (FAILED, at),
+            NextStep::Delivered => (DeliveryState::Delivered, at),
+            NextStep::RetryAt(when) => (DeliveryState::Pending, when.naive_utc()),
+            NextStep::GiveUp => (DeliveryState::Failed, at),
         };
         conn.transaction(|conn| {
             diesel::update(webhook_deliveries::table.find(&delivery.id))
                 .set((
-                    webhook_deliveries::state.eq(state),
+                    webhook_deliveries::state.eq(state.as_str()),
                     webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
                     webhook_deliveries::next_attempt_at.eq(next_at),
                     webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
@@ -173,7 +190,7 @@ impl JobStore {
     pub fn pending_deliveries(&self) -> StoreResult<i64> {
         let mut conn = self.conn()?;
         Ok(webhook_deliveries::table
-            .filter(webhook_deliveries::state.eq(PENDING))
+            .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
             .count()
             .get_result(&mut conn)?)
     }

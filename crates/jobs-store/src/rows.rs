@@ -72,7 +72,7 @@ fn utc(at: NaiveDateTime) -> DateTime<Utc> {
 }
 
 fn corrupt(what: &str, id: &str) -> StoreError {
-    StoreError::Internal(format!("stored job {id} has an unreadable {what}"))
+    StoreError::Internal(format!("stored job {id} has an unreadable {what}").into())
 }
 
 impl JobRow {

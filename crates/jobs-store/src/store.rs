@@ -2,19 +2,15 @@
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::sync::Arc;
 
-use jobs_domain::{
-    now, Job, JobId, JobStatus, JobUpdate, ListQuery, NewJob, Order, Owner, Visibility,
-};
+use jobs_domain::{now, Job, JobId, JobStatus, JobUpdate, ListQuery, Order, Visibility};
 
 use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions};
-use crate::fingerprint::request_hash;
 use crate::health::{Health, Watch};
 use crate::outbox;
-use crate::rows::{IdempotencyRow, JobChanges, JobRow};
-use crate::schema::{idempotency_keys, jobs};
+use crate::rows::{JobChanges, JobRow};
+use crate::schema::jobs;
 use crate::{StoreError, StoreResult};
 
 /// How long an idempotency key keeps returning the job it created.
@@ -242,7 +238,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             return Ok(Changed { job: changed, from: Some(current.status) });
         }
     }
-    Err(StoreError::Unavailable(format!("job {id} is changing too fast to update")))
+    Err(StoreError::Unavailable(format!("job {id} is changing too fast to update").into()))
 }
 
 /// One page of visible jobs on a given connection (shared by `list` and the plan tests).
@@ -300,76 +296,6 @@ impl JobStore {
         self.backend
     }
 
-    /// Creates a job in status `created`. With an idempotency key, the same key from the
-    /// same owner within 24 hours returns the first job (`replayed`), and the same key with
-    /// a different request is [`StoreError::IdempotencyMismatch`].
-    pub fn create(&self, owner: Owner, new: NewJob, key: Option<&str>) -> StoreResult<Created> {
-        let mut conn = self.conn()?;
-        let Some(key) = key else {
-            let job = Job::create(JobId::generate(), owner, new, now());
-            diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
-            self.observer.job_created();
-            return Ok(Created { job, replayed: false });
-        };
-        let hash = request_hash(&owner, &new);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let job = Job::create(JobId::generate(), owner.clone(), new.clone(), now());
-            let key_row = IdempotencyRow {
-                org_id: owner.org_id.clone(),
-                user_id: owner.user_id.clone(),
-                key: key.to_owned(),
-                request_hash: hash.clone(),
-                job_id: job.id.to_string(),
-                created_at: job.created_at.naive_utc(),
-            };
-            // The key is claimed first, by an INSERT that the primary key makes exclusive:
-            // of two requests with one key, one inserts and the other waits for it, then
-            // fails and replays the winner's job. Starting with a write also means SQLite
-            // takes its write lock up front, so the busy timeout applies.
-            let inserted = conn.transaction(|conn| {
-                diesel::insert_into(idempotency_keys::table).values(&key_row).execute(conn)?;
-                diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
-                Ok::<_, DieselError>(())
-            });
-            match inserted {
-                Ok(()) => {
-                    self.observer.job_created();
-                    return Ok(Created { job, replayed: false });
-                }
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-                Err(other) => return Err(other.into()),
-            }
-            let existing: Option<IdempotencyRow> = idempotency_keys::table
-                .find((&owner.org_id, &owner.user_id, key))
-                .select(IdempotencyRow::as_select())
-                .first(&mut conn)
-                .optional()?;
-            let Some(existing) = existing else { continue };
-            if existing.created_at > (now() - IDEMPOTENCY_WINDOW).naive_utc() {
-                if existing.request_hash != hash {
-                    return Err(StoreError::IdempotencyMismatch);
-                }
-                let first: Option<JobRow> = jobs::table
-                    .find(&existing.job_id)
-                    .select(JobRow::as_select())
-                    .first(&mut conn)
-                    .optional()?;
-                if let Some(first) = first {
-                    return Ok(Created { job: first.into_job()?, replayed: true });
-                }
-            }
-            // Expired, or its job was deleted: the key starts afresh. Only this exact claim
-            // is removed, so a racing request's fresh claim is never lost.
-            diesel::delete(
-                idempotency_keys::table
-                    .find((&owner.org_id, &owner.user_id, key))
-                    .filter(idempotency_keys::job_id.eq(&existing.job_id)),
-            )
-            .execute(&mut conn)?;
-        }
-        Err(StoreError::Unavailable(format!("idempotency key '{key}' is contended")))
-    }
-
     /// One visible job.
     pub fn get(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
         let mut conn = self.conn()?;
@@ -388,7 +314,7 @@ impl JobStore {
         Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, next)?.job)
     }
 
-    /// Cancels a job (SPEC §3): active jobs become `cancelled`, a cancelled job is returned
+    /// Cancels a job: active jobs become `cancelled`, a cancelled job is returned
     /// unchanged, a finished one is a transition error.
     pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
         let mut conn = self.conn()?;
@@ -414,9 +340,10 @@ impl JobStore {
                 return Ok(job);
             }
         }
-        Err(StoreError::Unavailable(format!("job {id} is changing too fast to delete")))
+        Err(StoreError::Unavailable(format!("job {id} is changing too fast to delete").into()))
     }
 }
 
+mod create;
 #[cfg(test)]
 mod plan_tests;

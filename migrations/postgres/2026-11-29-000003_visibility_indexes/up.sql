@@ -1,4 +1,4 @@
--- Every list filter gets an index that starts with the caller's visibility (SPEC §11): a
+-- Every list filter gets an index that starts with the caller's visibility: a
 -- filter costs in proportion to the caller's own matching jobs, never to other users'.
 -- A user's list seeks (org_id, user_id, <filter>); an organisation-wide list (admin without
 -- user_id) seeks (org_id, <filter>); both then read (created_at, id) in order.

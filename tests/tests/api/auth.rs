@@ -1,4 +1,4 @@
-//! Bearer tokens, scopes and tenancy (SPEC §5).
+//! Bearer tokens, scopes and tenancy.
 
 use base64::Engine;
 use jobs_tests::*;

@@ -1,4 +1,4 @@
-//! Racing requests: exactly one transition wins, the others get 409 (SPEC §3).
+//! Racing requests: exactly one transition wins, the others get 409.
 
 use std::sync::{Arc, Barrier};
 

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on `POST /api/jobs` (SPEC §4).
+//! `Idempotency-Key` on `POST /api/jobs`.
 
 use std::sync::Arc;
 

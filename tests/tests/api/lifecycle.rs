@@ -1,4 +1,4 @@
-//! Creating, reading, driving, cancelling and deleting jobs (SPEC §2, §3).
+//! Creating, reading, driving, cancelling and deleting jobs.
 
 use jobs_tests::*;
 use reqwest::Method;

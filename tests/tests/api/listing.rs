@@ -1,4 +1,4 @@
-//! Lists: filters, keyset cursors, order, limits and the Link header (SPEC §4).
+//! Lists: filters, keyset cursors, order, limits and the Link header.
 
 use std::collections::HashSet;
 

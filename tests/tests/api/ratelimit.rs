@@ -128,11 +128,13 @@ fn health_metrics_and_the_docs_are_never_limited() {
 fn malformed_rate_limits_are_refused_at_start_up() {
     for bad in ["abc", "0/s", "5/h", "5", "-1/min", "1.5/s", ""] {
         let db = db::TestDatabase::new();
-        let mut config = Config::defaults();
-        config.database_url = db.url().to_owned();
-        config.bind = "127.0.0.1:0".to_owned();
-        config.jwt_secret = Some(SECRET.to_owned());
-        config.rate_limit = Some(bad.to_owned());
+        let config = Config {
+            database_url: db.url().to_owned(),
+            bind: "127.0.0.1:0".to_owned(),
+            jwt_secret: Some(SECRET.to_owned()),
+            rate_limit: Some(bad.to_owned()),
+            ..Config::default()
+        };
         let err = match Application::build(&config) {
             Ok(_) => panic!("JOBS_RATE_LIMIT={bad:?} was accepted"),
             Err(err) => format!("{err:#}"),

@@ -1,4 +1,4 @@
-//! Routing errors and their precedence (SPEC §7).
+//! Routing errors and their precedence.
 
 use jobs_tests::*;
 use reqwest::Method;

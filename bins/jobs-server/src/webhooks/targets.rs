@@ -51,9 +51,9 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use crate::metrics::BackgroundMetrics;
     use jobs_domain::{CallbackUrl, NewJob, Owner, Visibility};
     use jobs_http::resolve::Lookup;
-    use jobs_http::Metrics;
     use jobs_store::JobStore;
 
     use crate::webhooks::{Dispatcher, WebhookSettings};
@@ -77,7 +77,7 @@ mod tests {
             max_attempts: 8,
             retry_base: Duration::from_secs(60),
         };
-        let metrics = Arc::new(Metrics::new().unwrap());
+        let metrics = Arc::new(BackgroundMetrics::register(&prometheus::Registry::new()).unwrap());
         let dispatcher = Dispatcher::new(store.clone(), settings, metrics).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let started = std::time::Instant::now();

@@ -1,5 +1,5 @@
 //! Query-plan tests: each list a caller can ask for is one index seek that starts with the
-//! caller's visibility and then the filter (SPEC §11: a filter costs in proportion to the
+//! caller's visibility and then the filter (a filter costs in proportion to the
 //! caller's own matching jobs, never to other users' jobs). SQLite always; PostgreSQL too
 //! when `JOBS_TEST_DATABASE_URL` names a server.
 
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::sql_types::Text;
-use jobs_domain::{ListDefaults, ListQuery};
+use jobs_domain::{ListDefaults, ListQuery, NewJob, Owner};
 
 mod postgres;
 
