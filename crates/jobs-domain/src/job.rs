@@ -215,7 +215,7 @@ impl JobUpdate {
     }
 }
 
-/// A change the lifecycle refuses: SPEC §3's `invalid_job_status_transition`.
+/// A change the lifecycle refuses: the API's `invalid_job_status_transition`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.message())]
 pub struct TransitionError {

@@ -1,4 +1,4 @@
-//! List queries (SPEC §4): parsed and validated once, from the raw query-string pairs.
+//! List queries (the list parameters of the API): parsed and validated once, from the raw query-string pairs.
 
 use std::collections::BTreeSet;
 
@@ -39,15 +39,6 @@ pub enum Order {
     Desc,
 }
 
-impl Order {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Order::Asc => "asc",
-            Order::Desc => "desc",
-        }
-    }
-}
 
 /// What a list endpoint assumes when a parameter is absent.
 #[derive(Clone, Copy, Debug)]

@@ -1,4 +1,4 @@
-//! Job statuses, job types and the lifecycle rules of the contract (SPEC §3).
+//! Job statuses, job types and the lifecycle rules of the contract.
 
 use std::fmt;
 use std::str::FromStr;
@@ -74,7 +74,7 @@ impl JobStatus {
         !self.is_terminal()
     }
 
-    /// Whether a worker may move a job from `self` to `next`: exactly the table of SPEC §3.
+    /// Whether a worker may move a job from `self` to `next`: exactly the lifecycle table of the contract.
     /// A "move" to the same status is never allowed.
     pub const fn can_transition_to(self, next: JobStatus) -> bool {
         matches!(
@@ -188,7 +188,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The table of SPEC §3, written out independently of `can_transition_to`.
+    /// The lifecycle table, written out independently of `can_transition_to`.
     const ALLOWED: [(&str, &str); 6] = [
         ("created", "pending"),
         ("pending", "running"),

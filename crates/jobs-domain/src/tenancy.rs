@@ -1,4 +1,4 @@
-//! Who owns a job and who may see it (SPEC §5).
+//! Who owns a job and who may see it (tenancy).
 
 /// The owner of a job: a user within an organization, optionally within a project.
 #[derive(Clone, Debug, PartialEq, Eq)]
