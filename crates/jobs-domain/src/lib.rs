@@ -14,6 +14,7 @@
 
 pub mod address;
 pub mod callback;
+pub mod claim;
 pub mod id;
 pub mod job;
 pub mod metadata;
@@ -21,6 +22,7 @@ pub mod query;
 pub mod status;
 pub mod tenancy;
 
+pub use claim::{check_lease_seconds, LeaseError, DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS};
 pub use id::{InvalidJobId, JobId};
 pub use job::{now, Job, JobUpdate, NewJob, TransitionError, UpdateError, MAX_TIMEOUT_SECONDS};
 pub use metadata::{check_metadata_size, merge_patch, Metadata, DEFAULT_MAX_METADATA_BYTES};

@@ -1,6 +1,6 @@
 //! The store's one error type.
 
-use jobs_domain::{JobStatus, TransitionError, UpdateError, ValidationError};
+use jobs_domain::{JobStatus, LeaseError, TransitionError, UpdateError, ValidationError};
 
 /// Why a store operation did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,15 @@ pub enum StoreError {
     StillActive {
         /// The job's status.
         current: JobStatus,
+    },
+    /// The job is not in the version the request was conditional on (`If-Match`).
+    #[error("the job changed: it no longer matches If-Match")]
+    PreconditionFailed,
+    /// Another worker holds the job's claim.
+    #[error("job is claimed by another worker ('{claimed_by}')")]
+    ClaimedByOther {
+        /// The worker that holds it.
+        claimed_by: String,
     },
     /// The idempotency key was used before with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
@@ -63,6 +72,15 @@ impl From<UpdateError> for StoreError {
         match err {
             UpdateError::Transition(t) => StoreError::Transition(t),
             UpdateError::Invalid(v) => StoreError::Invalid(v),
+        }
+    }
+}
+
+impl From<LeaseError> for StoreError {
+    fn from(err: LeaseError) -> Self {
+        match err {
+            LeaseError::Transition(t) => StoreError::Transition(t),
+            LeaseError::ClaimedByOther { claimed_by } => StoreError::ClaimedByOther { claimed_by },
         }
     }
 }

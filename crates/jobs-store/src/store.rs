@@ -30,6 +30,8 @@ pub trait StoreObserver: Send + Sync {
     fn job_created(&self) {}
     /// A job moved from one status to another (by a worker, a cancel or expiry).
     fn job_transitioned(&self, _from: JobStatus, _to: JobStatus) {}
+    /// A job was changed by the server itself (the sweeper), after the change committed.
+    fn job_written(&self, _job: &Job) {}
 }
 
 struct NoObserver;
@@ -239,7 +241,8 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             if changed.status != current.status {
                 observer.job_transitioned(current.status, changed.status);
             }
-            return Ok(Changed { job: changed, from: Some(current.status) });
+            let job = Job { version: version + 1, ..changed };
+            return Ok(Changed { job, from: Some(current.status) });
         }
     }
     Err(StoreError::Unavailable(format!("job {id} is changing too fast to update")))
@@ -304,16 +307,32 @@ impl JobStore {
     /// same owner within 24 hours returns the first job (`replayed`), and the same key with
     /// a different request is [`StoreError::IdempotencyMismatch`].
     pub fn create(&self, owner: Owner, new: NewJob, key: Option<&str>) -> StoreResult<Created> {
+        self.create_in(owner, new, key, JobStatus::Created)
+    }
+
+    /// [`JobStore::create`], with the job starting in `status` (`created`, or `pending` to
+    /// create and submit it at once).
+    pub fn create_in(
+        &self,
+        owner: Owner,
+        new: NewJob,
+        key: Option<&str>,
+        status: JobStatus,
+    ) -> StoreResult<Created> {
         let mut conn = self.conn()?;
+        let start = |job: Job| Job { status, ..job };
         let Some(key) = key else {
-            let job = Job::create(JobId::generate(), owner, new, now());
+            let job = start(Job::create(JobId::generate(), owner, new, now()));
             diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
             self.observer.job_created();
             return Ok(Created { job, replayed: false });
         };
-        let hash = request_hash(&owner, &new);
+        let mut hash = request_hash(&owner, &new);
+        if status != JobStatus::Created {
+            hash.push_str(status.as_str());
+        }
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let job = Job::create(JobId::generate(), owner.clone(), new.clone(), now());
+            let job = start(Job::create(JobId::generate(), owner.clone(), new.clone(), now()));
             let key_row = IdempotencyRow {
                 org_id: owner.org_id.clone(),
                 user_id: owner.user_id.clone(),
@@ -398,11 +417,23 @@ impl JobStore {
 
     /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].
     pub fn delete(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
+        self.delete_if(vis, id, None)
+    }
+
+    /// [`JobStore::delete`], only while the job's version is one of `if_match` (when given):
+    /// otherwise [`StoreError::PreconditionFailed`] and nothing changes.
+    pub fn delete_if(
+        &self,
+        vis: &Visibility,
+        id: JobId,
+        if_match: Option<&[i64]>,
+    ) -> StoreResult<Job> {
         let mut conn = self.conn()?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let row = find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?;
             let version = row.version;
             let job = row.into_job()?;
+            crate::claims::precondition(&job, if_match)?;
             if job.status.is_active() {
                 return Err(StoreError::StillActive { current: job.status });
             }
