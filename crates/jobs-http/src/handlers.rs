@@ -4,7 +4,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use jobs_domain::{JobId, JobUpdate, ListDefaults, ListQuery, NewJob, Order};
+use jobs_domain::{JobId, JobStatus, JobUpdate, ListDefaults, ListQuery, NewJob, Order};
 use jobs_store::{JobStore, StoreResult};
 use serde::de::DeserializeOwned;
 
@@ -22,7 +22,7 @@ const MAX_ID_LEN: usize = 256;
 const MAX_URL_LEN: usize = 2048;
 
 /// Runs a store call on the blocking pool: diesel never runs on an async worker thread.
-async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&JobStore) -> StoreResult<T> + Send + 'static,
@@ -31,7 +31,7 @@ where
     web::block(move || f(&store)).await.map_err(ApiError::internal)?.map_err(ApiError::from)
 }
 
-fn parse_job_id(raw: &str) -> Result<JobId, ApiError> {
+pub(crate) fn parse_job_id(raw: &str) -> Result<JobId, ApiError> {
     JobId::parse(raw).map_err(|e| {
         ApiError::validation(format!("job_id: {e}"))
             .with_details(serde_json::json!({"field": "job_id"}))
@@ -61,7 +61,7 @@ fn header_value(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiErro
 
 /// Reads a JSON body: 413 past the limit, 415 when it is not JSON, 422 when it does not
 /// parse or names unknown fields. An empty body is `{}`.
-async fn json_body<T: DeserializeOwned + Default>(
+pub(crate) async fn json_body<T: DeserializeOwned + Default>(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -108,7 +108,7 @@ fn is_json(req: &HttpRequest) -> bool {
 
 /// A string field that reaches the database: 1 to `max` characters, none of them control
 /// characters (PostgreSQL cannot store NUL in text, and no id needs one).
-fn check_len(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
+pub(crate) fn check_len(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
     let invalid = |why: String| {
         Err(ApiError::validation(format!("{field}: {why}"))
             .with_details(serde_json::json!({"field": field})))
@@ -255,7 +255,10 @@ fn next_link(path: &str, pairs: &[(String, String)], query: &ListQuery, last: Jo
     get, path = "/api/jobs/{job_id}", tag = "jobs",
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The job", body = JobView),
+        (status = 200, description = "The job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag: it changes with every change"),
+                ("Preference-Applied" = String, description = "`wait=N` when `Prefer: wait` was honoured"))),
+        (status = 304, description = "`If-None-Match` names the current ETag (after the wait, with `Prefer: wait=N`)"),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 404, description = "No such job (or not yours)", body = ErrorBody),
@@ -266,13 +269,12 @@ fn next_link(path: &str, pairs: &[(String, String)], query: &ListQuery, last: Jo
 )]
 pub async fn get_job(
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&path)?;
-    let vis = caller.visibility();
-    let job = blocking(&state, move |store| store.get(&vis, id)).await?;
-    Ok(HttpResponse::Ok().json(JobView::from(job)))
+    crate::wait::read_job(&req, &state, caller.visibility(), id).await
 }
 
 /// Create a job.
@@ -284,7 +286,8 @@ pub async fn get_job(
     request_body(content = CreateJobRequest, content_type = "application/json"),
     params(IdempotencyKey, ActingUser, ProjectHeader),
     responses(
-        (status = 201, description = "Created", body = JobView),
+        (status = 201, description = "Created", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
         (status = 200, description = "Created earlier with the same Idempotency-Key", body = JobView),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
@@ -319,10 +322,16 @@ pub async fn create_job(
     };
     new.validate()?;
     jobs_domain::check_metadata_size(&new.metadata, state.max_metadata_bytes)?;
+    let start = match body.status {
+        Some(crate::workers::SubmitStatus::Pending) => JobStatus::Pending,
+        None => JobStatus::Created,
+    };
     let owner = caller.owner(project_id);
-    let created = blocking(&state, move |store| store.create(owner, new, key.as_deref())).await?;
+    let created =
+        blocking(&state, move |store| store.create_in(owner, new, key.as_deref(), start)).await?;
+    state.notifier.job_changed(&created.job);
     let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok(HttpResponse::build(status).json(JobView::from(created.job)))
+    Ok(crate::etag::job_response(status, created.job))
 }
 
 /// Update a job (workers): status, metadata (JSON merge patch) and timings.
@@ -334,11 +343,13 @@ pub async fn create_job(
     request_body(content = UpdateJobRequest, content_type = "application/json"),
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The updated job", body = JobView),
+        (status = 200, description = "The updated job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 404, description = "No such job (or not yours)", body = ErrorBody),
-        (status = 409, description = "Transition not allowed", body = ErrorBody),
+        (status = 409, description = "Transition not allowed, or claimed by another worker", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current ETag: nothing changed", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid body or job id", body = ErrorBody),
@@ -362,9 +373,14 @@ pub async fn update_job(
         body.total_duration_ns,
     )?
     .with_max_metadata_bytes(state.max_metadata_bytes);
-    let vis = caller.visibility();
-    let job = blocking(&state, move |store| store.update(&vis, id, &update)).await?;
-    Ok(HttpResponse::Ok().json(JobView::from(job)))
+    let (vis, worker) = (caller.visibility(), caller.subject);
+    let if_match = crate::etag::if_match_versions(&req);
+    let job = blocking(&state, move |store| {
+        store.update_by(&vis, &worker, id, &update, if_match.as_deref())
+    })
+    .await?;
+    state.notifier.job_changed(&job);
+    Ok(crate::etag::job_response(StatusCode::OK, job))
 }
 
 /// Cancel a job.
@@ -375,11 +391,13 @@ pub async fn update_job(
     patch, path = "/api/jobs/{job_id}/cancel", tag = "jobs",
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The cancelled job", body = JobView),
+        (status = 200, description = "The cancelled job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 404, description = "No such job (or not yours)", body = ErrorBody),
         (status = 409, description = "The job already finished", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current ETag: nothing changed", body = ErrorBody),
         (status = 422, description = "Malformed job id", body = ErrorBody),
         (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
@@ -387,13 +405,16 @@ pub async fn update_job(
 )]
 pub async fn cancel_job(
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&path)?;
-    let vis = caller.visibility();
-    let job = blocking(&state, move |store| store.cancel(&vis, id)).await?;
-    Ok(HttpResponse::Ok().json(JobView::from(job)))
+    let vis = caller.owner_visibility();
+    let if_match = crate::etag::if_match_versions(&req);
+    let job = blocking(&state, move |store| store.cancel_if(&vis, id, if_match.as_deref())).await?;
+    state.notifier.job_changed(&job);
+    Ok(crate::etag::job_response(StatusCode::OK, job))
 }
 
 /// Delete a finished job for good.
@@ -404,11 +425,13 @@ pub async fn cancel_job(
     delete, path = "/api/jobs/{job_id}", tag = "jobs",
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The deleted job", body = JobView),
+        (status = 200, description = "The deleted job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 404, description = "No such job (or not yours)", body = ErrorBody),
         (status = 409, description = "The job is still active", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current ETag: nothing changed", body = ErrorBody),
         (status = 422, description = "Malformed job id", body = ErrorBody),
         (status = 500, description = "Unexpected server error", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody)),
@@ -416,11 +439,14 @@ pub async fn cancel_job(
 )]
 pub async fn delete_job(
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&path)?;
-    let vis = caller.visibility();
-    let job = blocking(&state, move |store| store.delete(&vis, id)).await?;
-    Ok(HttpResponse::Ok().json(JobView::from(job)))
+    let vis = caller.owner_visibility();
+    let if_match = crate::etag::if_match_versions(&req);
+    let job = blocking(&state, move |store| store.delete_if(&vis, id, if_match.as_deref())).await?;
+    state.notifier.job_id_changed(id);
+    Ok(crate::etag::job_response(StatusCode::OK, job))
 }
