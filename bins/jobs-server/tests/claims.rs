@@ -132,3 +132,78 @@ fn sixteen_workers_on_two_replicas_claim_each_of_a_thousand_jobs_exactly_once() 
         assert_eq!(job["claimed_by"].as_str(), holders.get(id).copied(), "{job}");
     }
 }
+
+#[test]
+fn a_change_through_one_replica_wakes_requests_held_on_the_other_within_a_second() {
+    // Cross-process wake-ups ride on PostgreSQL LISTEN/NOTIFY; SQLite runs one process.
+    if std::env::var("JOBS_TEST_DATABASE_URL").is_err() {
+        return;
+    }
+    let database = TestDatabase::new();
+    let client = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let mut replicas = [spawn(database.url(), &[]), spawn(database.url(), &[])];
+    for replica in replicas.iter_mut() {
+        wait_ready(replica);
+    }
+    let (a, b) = (replicas[0].base.clone(), replicas[1].base.clone());
+    let producer = token("producer", "jobs:read jobs:write");
+    let worker = token("worker", "jobs:read jobs:write jobs:work");
+
+    // A GET held on A wakes when B changes the job.
+    let created = client.post(format!("{a}/api/jobs")).bearer_auth(&producer).send().unwrap();
+    let etag = created.headers()["etag"].to_str().unwrap().to_owned();
+    let id = created.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let (held, changed_at) = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let response = client
+                .get(format!("{a}/api/jobs/{id}"))
+                .bearer_auth(&producer)
+                .header("If-None-Match", &etag)
+                .header("Prefer", "wait=30")
+                .send()
+                .unwrap();
+            (response.status().as_u16(), std::time::Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let changed_at = std::time::Instant::now();
+        let patch = client
+            .patch(format!("{b}/api/jobs/{id}"))
+            .bearer_auth(&producer)
+            .json(&json!({"status": "pending"}))
+            .send()
+            .unwrap();
+        assert_eq!(patch.status().as_u16(), 200);
+        (waiter.join().unwrap(), changed_at)
+    });
+    assert_eq!(held.0, 200);
+    let woken = held.1.saturating_duration_since(changed_at);
+    assert!(woken < Duration::from_millis(1500), "GET woken after {woken:?}");
+
+    // A claim held on A gets a job submitted through B.
+    let claim = client.post(format!("{a}/api/jobs/claim")).bearer_auth(&worker).send().unwrap();
+    assert_eq!(claim.status().as_u16(), 200, "the job made pending above");
+    let (claimed, submitted_at) = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let response = client
+                .post(format!("{a}/api/jobs/claim"))
+                .bearer_auth(&worker)
+                .header("Prefer", "wait=30")
+                .send()
+                .unwrap();
+            (response.status().as_u16(), std::time::Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let submitted_at = std::time::Instant::now();
+        let created = client
+            .post(format!("{b}/api/jobs"))
+            .bearer_auth(&producer)
+            .json(&json!({"status": "pending"}))
+            .send()
+            .unwrap();
+        assert_eq!(created.status().as_u16(), 201);
+        (waiter.join().unwrap(), submitted_at)
+    });
+    assert_eq!(claimed.0, 200);
+    let woken = claimed.1.saturating_duration_since(submitted_at);
+    assert!(woken < Duration::from_millis(1500), "claim woken after {woken:?}");
+}

@@ -150,6 +150,11 @@ impl Notifier {
         self.closing.send_replace(true);
     }
 
+    /// Whether the server is shutting down (held requests are being answered).
+    pub fn is_closed(&self) -> bool {
+        *self.closing.borrow()
+    }
+
     /// How many jobs are being waited on (for tests and metrics).
     pub fn watched_jobs(&self) -> usize {
         self.jobs.lock().map(|jobs| jobs.len()).unwrap_or(0)

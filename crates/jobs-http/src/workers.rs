@@ -107,9 +107,17 @@ pub async fn claim_job(
             return Ok(response);
         }
         let Some(deadline) = deadline else { break };
-        if !wait::until_changed(wake, deadline, &state.notifier).await {
+        let now = tokio::time::Instant::now();
+        if now >= deadline || state.notifier.is_closed() {
             break;
         }
+        // With several replicas (PostgreSQL), look again every second as well, in case a
+        // wake-up from another replica was lost.
+        let step = match state.store.backend() {
+            "postgres" => deadline.min(now + std::time::Duration::from_secs(1)),
+            _ => deadline,
+        };
+        wait::until_changed(wake, step, &state.notifier).await;
     }
     let mut response = HttpResponse::NoContent().finish();
     wait::mark_applied(&mut response, wait);

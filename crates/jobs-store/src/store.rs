@@ -81,6 +81,7 @@ pub struct JobStore {
     pub(crate) health: Arc<Health>,
     backend: &'static str,
     observer: Arc<dyn StoreObserver>,
+    pub(crate) url: DatabaseUrl,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -234,6 +235,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
                 if let (Some(event), Some(url)) = (&event, &changed.callback_url) {
                     outbox::enqueue(conn, &changed, url, event)?;
                 }
+                crate::changes::notify(conn, &changed)?;
             }
             Ok::<_, StoreError>(written)
         })?;
@@ -285,6 +287,7 @@ impl JobStore {
             health,
             backend: url.backend(),
             observer: Arc::new(NoObserver),
+            url: url.clone(),
         })
     }
 
@@ -324,6 +327,7 @@ impl JobStore {
         let Some(key) = key else {
             let job = start(Job::create(JobId::generate(), owner, new, now()));
             diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
+            crate::changes::notify(&mut conn, &job)?;
             self.observer.job_created();
             return Ok(Created { job, replayed: false });
         };
@@ -348,6 +352,7 @@ impl JobStore {
             let inserted = conn.transaction(|conn| {
                 diesel::insert_into(idempotency_keys::table).values(&key_row).execute(conn)?;
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
+                crate::changes::notify(conn, &job)?;
                 Ok::<_, DieselError>(())
             });
             match inserted {
@@ -442,6 +447,7 @@ impl JobStore {
             )
             .execute(&mut conn)?;
             if deleted == 1 {
+                crate::changes::notify(&mut conn, &job)?;
                 return Ok(job);
             }
         }
