@@ -207,3 +207,50 @@ fn a_change_through_one_replica_wakes_requests_held_on_the_other_within_a_second
     let woken = claimed.1.saturating_duration_since(submitted_at);
     assert!(woken < Duration::from_millis(1500), "claim woken after {woken:?}");
 }
+
+#[test]
+fn sigterm_answers_held_requests_before_the_server_exits() {
+    let database = TestDatabase::new();
+    let client = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let mut server = spawn(database.url(), &[]);
+    wait_ready(&mut server);
+    let base = server.base.clone();
+    let producer = token("producer", "jobs:read jobs:write");
+    let worker = token("worker", "jobs:read jobs:write jobs:work");
+    let created = client.post(format!("{base}/api/jobs")).bearer_auth(&producer).send().unwrap();
+    let etag = created.headers()["etag"].to_str().unwrap().to_owned();
+    let id = created.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let pid = server.child.id().to_string();
+    let started = std::time::Instant::now();
+    let (get, claim) = std::thread::scope(|s| {
+        let get = s.spawn(|| {
+            client
+                .get(format!("{base}/api/jobs/{id}"))
+                .bearer_auth(&producer)
+                .header("If-None-Match", &etag)
+                .header("Prefer", "wait=50")
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+        let claim = s.spawn(|| {
+            client
+                .post(format!("{base}/api/jobs/claim"))
+                .bearer_auth(&worker)
+                .header("Prefer", "wait=50")
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        (get.join().unwrap(), claim.join().unwrap())
+    });
+    assert_eq!((get, claim), (304, 204));
+    assert!(started.elapsed() < Duration::from_secs(10), "held until {:?}", started.elapsed());
+    let exited = server.child.wait().unwrap();
+    assert_eq!(exited.code(), Some(0));
+}
