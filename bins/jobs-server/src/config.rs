@@ -124,6 +124,10 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "JOBS_MAX_BODY_BYTES", default_value_t = jobs_http::DEFAULT_MAX_BODY_BYTES, global = true)]
     pub max_body_bytes: usize,
+    /// Longest `Prefer: wait` honoured, in seconds (0 switches waiting off).
+    #[arg(long, env = "JOBS_MAX_WAIT_SECONDS",
+        default_value_t = jobs_http::wait::DEFAULT_MAX_WAIT_SECONDS, global = true)]
+    pub max_wait_seconds: u64,
     /// Requests per user (token org + sub) per process: N/s or N/min, with a burst of N
     /// (unset: no limit).
     #[arg(long, env = "JOBS_RATE_LIMIT", value_name = "N/s|N/min", global = true)]
@@ -182,6 +186,7 @@ impl Default for Config {
             retention_days: None,
             max_metadata_bytes: jobs_domain::DEFAULT_MAX_METADATA_BYTES,
             max_body_bytes: jobs_http::DEFAULT_MAX_BODY_BYTES,
+            max_wait_seconds: jobs_http::wait::DEFAULT_MAX_WAIT_SECONDS,
             rate_limit: None,
             pool_size: DEFAULT_POOL_SIZE,
             workers: None,

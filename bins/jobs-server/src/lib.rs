@@ -3,6 +3,7 @@
 
 pub mod config;
 mod docs;
+mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod secret;
@@ -165,7 +166,12 @@ impl Application {
         let webhooks = webhook_settings(config)?;
         let rate_limit = rate_limiter(config)?;
         let metrics = Arc::new(Metrics::new().context("registering metrics")?);
-        let store = open_store(config)?.with_observer(metrics.clone());
+        let notifier = jobs_http::wait::Notifier::new();
+        let observer = jobs_http::wait::NotifyingObserver {
+            metrics: metrics.clone(),
+            notifier: notifier.clone(),
+        };
+        let store = open_store(config)?.with_observer(Arc::new(observer));
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         Ok(Application {
@@ -183,6 +189,8 @@ impl Application {
                     resolve::DEFAULT_DEADLINE,
                 ),
                 rate_limit,
+                notifier,
+                max_wait_seconds: config.max_wait_seconds,
             },
             workers: config.workers,
             webhooks,
@@ -214,6 +222,8 @@ impl Application {
         actix_web::rt::spawn(supervise("sweeper", metrics.clone(), RESTART_DELAY, move || {
             sweeper::run(store.clone(), metrics.clone(), sweeper.clone())
         }));
+        actix_web::rt::spawn(jobs_http::wait::close_on_signal(self.state.notifier.clone()));
+        actix_web::rt::spawn(listen::run(self.state.store.clone(), self.state.notifier.clone()));
         let state = web::Data::new(self.state);
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

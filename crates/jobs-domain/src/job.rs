@@ -60,6 +60,14 @@ pub struct Job {
     pub total_duration_ns: Option<i64>,
     /// Longest time allowed in `running`.
     pub timeout_seconds: Option<i64>,
+    /// The worker (token `sub`) that claimed the job, if a worker claimed it.
+    pub claimed_by: Option<String>,
+    /// While a claimed job runs: when its lease lapses unless the worker renews it.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The lease length the claimer asked for, in seconds (renewals reuse it).
+    pub lease_seconds: Option<i64>,
+    /// Compare-and-set token kept by the store: every stored change bumps it (0 when new).
+    pub version: i64,
 }
 
 /// What a producer asks for when it creates a job. Every part is a checked value, so a
@@ -268,6 +276,10 @@ impl Job {
             ttft_ns: None,
             total_duration_ns: None,
             timeout_seconds: new.timeout_seconds.map(TimeoutSeconds::get),
+            claimed_by: None,
+            lease_expires_at: None,
+            lease_seconds: None,
+            version: 0,
         }
     }
 
@@ -330,13 +342,19 @@ impl Job {
         }
     }
 
-    /// When a running job with a timeout is due to expire.
+    /// When a running job is due to expire: past its timeout, or when its lease lapses,
+    /// whichever comes first.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        match (self.status, self.started_at, self.timeout_seconds) {
+        let timeout = match (self.status, self.started_at, self.timeout_seconds) {
             (JobStatus::Running, Some(started), Some(secs)) => {
-                started.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
+                chrono::TimeDelta::try_seconds(secs).and_then(|d| started.checked_add_signed(d))
             }
             _ => None,
+        };
+        let lease = self.lease_expires_at.filter(|_| self.status == JobStatus::Running);
+        match (timeout, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -344,6 +362,9 @@ impl Job {
     fn enter(&mut self, next: JobStatus, at: DateTime<Utc>) {
         if next == JobStatus::Running {
             self.started_at = Some(at);
+        }
+        if next != JobStatus::Running {
+            self.lease_expires_at = None;
         }
         if next.is_terminal() {
             self.completed_at = Some(at);

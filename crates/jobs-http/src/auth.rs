@@ -18,6 +18,9 @@ pub const SCOPE_READ: &str = "jobs:read";
 pub const SCOPE_WRITE: &str = "jobs:write";
 /// The scope that extends a token's reach to every user of its organization.
 pub const SCOPE_ADMIN: &str = "jobs:admin";
+/// The scope of workers: with read, every job of the organization is visible; with write,
+/// they may claim, heartbeat and update any of them (not create for others, cancel or delete).
+pub const SCOPE_WORK: &str = "jobs:work";
 /// The organization of tokens that name none.
 pub const DEFAULT_ORG: &str = "default";
 /// How far in the future an `iat` may be before the token is refused (clock skew).
@@ -164,11 +167,21 @@ pub struct Caller {
     pub admin: bool,
     /// The user an admin acts for (`user_id` header naming someone else).
     pub acting_as: Option<String>,
+    /// Whether the token has `jobs:work`.
+    pub worker: bool,
 }
 
 impl Caller {
-    /// The jobs this caller can see.
+    /// The jobs this caller can see, claim and update: a worker's reach is its organization.
     pub fn visibility(&self) -> Visibility {
+        match (&self.acting_as, self.worker) {
+            (None, true) => Visibility::organization(&self.org_id),
+            _ => self.owner_visibility(),
+        }
+    }
+
+    /// The jobs this caller may cancel and delete: its own, or (admin) its organization's.
+    pub fn owner_visibility(&self) -> Visibility {
         match (&self.acting_as, self.admin) {
             (Some(user), _) => Visibility::user(&self.org_id, user),
             (None, true) => Visibility::organization(&self.org_id),
@@ -205,6 +218,7 @@ impl Caller {
             return Err(ApiError::forbidden(format!("This token lacks the {needed} scope")));
         }
         let admin = scopes.contains(&SCOPE_ADMIN);
+        let worker = scopes.contains(&SCOPE_WORK);
 
         let acting_as = match req.headers().get("user_id") {
             None => None,
@@ -228,7 +242,7 @@ impl Caller {
         if let Some(limiter) = &state.rate_limit {
             limiter.check(&org_id, &claims.sub).map_err(ApiError::rate_limited)?;
         }
-        Ok(Caller { org_id, subject: claims.sub, admin, acting_as })
+        Ok(Caller { org_id, subject: claims.sub, admin, acting_as, worker })
     }
 }
 

@@ -126,6 +126,11 @@ pub struct JobView {
     /// Longest time allowed in `running`, in seconds.
     #[schema(minimum = 1)]
     pub timeout_seconds: Option<i64>,
+    /// The worker (token `sub`) that claimed the job through `POST /api/jobs/claim`.
+    pub claimed_by: Option<String>,
+    /// While a claimed job runs: when its lease lapses unless the worker renews it.
+    #[serde(serialize_with = "rfc3339_micros::option::serialize")]
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<Job> for JobView {
@@ -150,6 +155,8 @@ impl From<Job> for JobView {
             ttft_ns: job.ttft_ns,
             total_duration_ns: job.total_duration_ns,
             timeout_seconds: job.timeout_seconds,
+            claimed_by: job.claimed_by,
+            lease_expires_at: job.lease_expires_at,
         }
     }
 }
@@ -179,6 +186,8 @@ pub struct CreateJobRequest {
     /// Longest time allowed in `running`, in seconds.
     #[serde(default, deserialize_with = "nullable_integer")]
     pub timeout_seconds: Option<i64>,
+    /// `pending` creates and submits the job in one request; any other status is refused.
+    pub status: Option<crate::workers::SubmitStatus>,
 }
 
 /// A worker's update: at least one field. Unknown fields, and `null` values, are refused.

@@ -26,7 +26,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable, machine-readable kind: `bad_request`, `invalid_cursor`, `unauthorized`,
     /// `forbidden`, `job_not_found`, `not_found`, `method_not_allowed`,
-    /// `invalid_job_status_transition`, `conflict`, `payload_too_large`,
+    /// `invalid_job_status_transition`, `conflict`, `precondition_failed`, `payload_too_large`,
     /// `unsupported_media_type`, `validation_error`, `rate_limited`, `internal_error`,
     /// `unavailable`.
     #[serde(rename = "type")]
@@ -242,6 +242,16 @@ impl From<StoreError> for ApiError {
             StoreError::StillActive { current } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
                     .with_details(json!({"current_status": current}))
+            }
+            StoreError::PreconditionFailed => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                err.to_string(),
+            ),
+            StoreError::ClaimedByOther { ref claimed_by } => {
+                let details = json!({"claimed_by": claimed_by});
+                ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+                    .with_details(details)
             }
             StoreError::IdempotencyMismatch => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())

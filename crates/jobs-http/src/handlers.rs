@@ -4,7 +4,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use jobs_domain::{Job, JobId, JobUpdate, ListDefaults, ListQuery, Visibility};
+use jobs_domain::{Job, JobId, JobStatus, JobUpdate, ListDefaults, ListQuery, Visibility};
 use jobs_store::{JobStore, StoreResult};
 
 use crate::auth::Caller;
@@ -14,6 +14,7 @@ use crate::dto::{
     UpdateJobRequest,
 };
 use crate::error::{ApiError, ErrorBody};
+use crate::etag::{if_match_versions, job_response};
 use crate::headers::text_header;
 use crate::new_job::new_job;
 use crate::openapi::{BodyErrors, CommonErrors, JobPathErrors, NotFound};
@@ -95,29 +96,42 @@ async fn list(
     get, path = "/api/jobs/{job_id}", tag = "jobs",
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The job", body = JobView),
+        (status = 200, description = "The job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag: it changes with every change"),
+                ("Preference-Applied" = String, description = "`wait=N` when `Prefer: wait` was honoured"))),
+        (status = 304, description = "`If-None-Match` names the current ETag (after the wait, with `Prefer: wait=N`)"),
         JobPathErrors, CommonErrors),
     security(("bearer_auth" = []))
 )]
 pub async fn get_job(
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    one_job(caller, &path, &state, |store, vis, id| store.get(vis, id)).await
+    let id = parse_job_id(&path)?;
+    crate::wait::read_job(&req, &state, caller.visibility(), id).await
 }
 
-/// The shape of get, cancel and delete: one job by its path id, one store call, the job.
-async fn one_job(
+/// The store call of a conditional cancel or delete: the job, its id and the versions
+/// `If-Match` allows.
+type Conditional = fn(&JobStore, &Visibility, JobId, Option<&[i64]>) -> StoreResult<Job>;
+
+/// The shape of cancel and delete: one job by its path id, reached as its owner (or an
+/// admin), one conditional store call, the job with its ETag.
+async fn conditional_job(
     caller: Caller,
+    req: &HttpRequest,
     path: &str,
     state: &AppState,
-    call: fn(&JobStore, &Visibility, JobId) -> StoreResult<Job>,
+    call: Conditional,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(path)?;
-    let vis = caller.visibility();
-    let job = state.run(move |store| call(store, &vis, id)).await?;
-    Ok(HttpResponse::Ok().json(JobView::from(job)))
+    let vis = caller.owner_visibility();
+    let if_match = if_match_versions(req);
+    let job = state.run(move |store| call(store, &vis, id, if_match.as_deref())).await?;
+    state.notifier.job_id_changed(id);
+    Ok(job_response(StatusCode::OK, job))
 }
 
 /// Create a job.
@@ -129,7 +143,8 @@ async fn one_job(
     request_body(content = CreateJobRequest, content_type = "application/json"),
     params(IdempotencyKey, ActingUser, ProjectHeader),
     responses(
-        (status = 201, description = "Created", body = JobView),
+        (status = 201, description = "Created", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
         (status = 200, description = "Created earlier with the same Idempotency-Key", body = JobView),
         (status = 409, description = "Idempotency-Key reused with a different body", body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
@@ -144,11 +159,17 @@ pub async fn create_job(
 ) -> Result<HttpResponse, ApiError> {
     let project_id = text_header(&req, "x-project-id")?;
     let key = text_header(&req, "idempotency-key")?;
+    let start = match body.status {
+        Some(crate::workers::SubmitStatus::Pending) => JobStatus::Pending,
+        None => JobStatus::Created,
+    };
     let new = new_job(body, &state).await?;
     let owner = caller.owner(project_id);
-    let created = state.run(move |store| store.create(owner, new, key.as_deref())).await?;
+    let created =
+        state.run(move |store| store.create_in(owner, new, key.as_deref(), start)).await?;
+    state.notifier.job_changed(&created.job);
     let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok(HttpResponse::build(status).json(JobView::from(created.job)))
+    Ok(job_response(status, created.job))
 }
 
 /// Update a job (workers): status, metadata (JSON merge patch) and timings.
@@ -160,14 +181,17 @@ pub async fn create_job(
     request_body(content = UpdateJobRequest, content_type = "application/json"),
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The updated job", body = JobView),
-        (status = 409, description = "Transition not allowed", body = ErrorBody),
+        (status = 200, description = "The updated job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
+        (status = 409, description = "Transition not allowed, or claimed by another worker", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current ETag: nothing changed", body = ErrorBody),
         (status = 422, description = "Invalid body or job id", body = ErrorBody),
         NotFound, BodyErrors, CommonErrors),
     security(("bearer_auth" = []))
 )]
 pub async fn update_job(
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     JsonBody(body): JsonBody<UpdateJobRequest>,
     state: web::Data<AppState>,
@@ -175,9 +199,13 @@ pub async fn update_job(
     let id = parse_job_id(&path)?;
     let update = JobUpdate::new(body.status, body.metadata, body.ttft_ns, body.total_duration_ns)?
         .with_max_metadata_bytes(state.max_metadata_bytes);
-    let vis = caller.visibility();
-    let job = state.run(move |store| store.update(&vis, id, &update)).await?;
-    Ok(HttpResponse::Ok().json(JobView::from(job)))
+    let (vis, worker) = (caller.visibility(), caller.subject);
+    let if_match = if_match_versions(&req);
+    let job = state
+        .run(move |store| store.update_by(&vis, &worker, id, &update, if_match.as_deref()))
+        .await?;
+    state.notifier.job_changed(&job);
+    Ok(job_response(StatusCode::OK, job))
 }
 
 /// Cancel a job.
@@ -188,17 +216,21 @@ pub async fn update_job(
     patch, path = "/api/jobs/{job_id}/cancel", tag = "jobs",
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The cancelled job", body = JobView),
+        (status = 200, description = "The cancelled job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
         (status = 409, description = "The job already finished", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current ETag: nothing changed", body = ErrorBody),
         JobPathErrors, CommonErrors),
     security(("bearer_auth" = []))
 )]
 pub async fn cancel_job(
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    one_job(caller, &path, &state, |store, vis, id| store.cancel(vis, id)).await
+    conditional_job(caller, &req, &path, &state, |store, vis, id, m| store.cancel_if(vis, id, m))
+        .await
 }
 
 /// Delete a finished job for good.
@@ -209,15 +241,19 @@ pub async fn cancel_job(
     delete, path = "/api/jobs/{job_id}", tag = "jobs",
     params(JobIdPath, ActingUser),
     responses(
-        (status = 200, description = "The deleted job", body = JobView),
+        (status = 200, description = "The deleted job", body = JobView,
+            headers(("ETag" = String, description = "The job's entity tag"))),
         (status = 409, description = "The job is still active", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current ETag: nothing changed", body = ErrorBody),
         JobPathErrors, CommonErrors),
     security(("bearer_auth" = []))
 )]
 pub async fn delete_job(
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    one_job(caller, &path, &state, |store, vis, id| store.delete(vis, id)).await
+    conditional_job(caller, &req, &path, &state, |store, vis, id, m| store.delete_if(vis, id, m))
+        .await
 }

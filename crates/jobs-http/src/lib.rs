@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod dto;
 pub mod error;
+pub mod etag;
 pub mod handlers;
 pub mod headers;
 pub mod metrics;
@@ -17,6 +18,8 @@ mod paging;
 pub mod ratelimit;
 pub mod resolve;
 mod routes;
+pub mod wait;
+pub mod workers;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
 pub use error::{ApiError, ErrorBody};
@@ -45,6 +48,10 @@ pub struct AppState {
     pub resolver: resolve::Resolver,
     /// Per-user request limit (`JOBS_RATE_LIMIT`); `None` when off.
     pub rate_limit: Option<std::sync::Arc<ratelimit::UserRateLimiter>>,
+    /// Wakes requests held by `Prefer: wait`.
+    pub notifier: std::sync::Arc<wait::Notifier>,
+    /// The cap of `Prefer: wait`, in seconds.
+    pub max_wait_seconds: u64,
 }
 
 impl AppState {

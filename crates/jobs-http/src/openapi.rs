@@ -115,12 +115,20 @@ impl Modify for FieldRules {
             ("callback_url", callback_url),
             ("timeout_seconds", timeout),
         ];
-        let schemas = openapi.components.as_mut().map(|c| &mut c.schemas);
-        if let Some(RefOr::T(Schema::Object(create))) =
-            schemas.and_then(|s| s.get_mut(&*CreateJobRequest::name()))
-        {
-            for (name, rule) in body {
-                apply(create.properties.get_mut(name), rule);
+        if let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) {
+            if let Some(RefOr::T(Schema::Object(create))) =
+                schemas.get_mut(&*CreateJobRequest::name())
+            {
+                for (name, rule) in body {
+                    apply(create.properties.get_mut(name), rule);
+                }
+            }
+            if let Some(RefOr::T(Schema::Object(claim))) =
+                schemas.get_mut(&*crate::workers::ClaimRequest::name())
+            {
+                for name in ["agent_id", "folder_id"] {
+                    apply(claim.properties.get_mut(name), label);
+                }
             }
         }
         for item in openapi.paths.paths.values_mut() {

@@ -40,14 +40,18 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
         handlers::update_job,
         handlers::delete_job,
         handlers::cancel_job,
+        crate::workers::claim_job,
+        crate::workers::heartbeat,
         healthz,
         readyz,
         crate::metrics::metrics,
     ),
     components(schemas(OrderDto, OrderByDto, JobView, JobStatusDto, JobTypeDto, CreateJobRequest, UpdateJobRequest,
-        ErrorBody, ErrorDetail, Health)),
+        ErrorBody, ErrorDetail, Health, crate::workers::ClaimRequest, crate::workers::HeartbeatRequest,
+        crate::workers::SubmitStatus)),
     modifiers(&BearerAuth, &RateLimitedResponses, &FieldRules),
     tags((name = "jobs", description = "Jobs and their lifecycle"),
+        (name = "workers", description = "Claims and leases: how workers take and keep jobs"),
         (name = "health", description = "Liveness and readiness"))
 )]
 pub struct ApiDoc;
@@ -60,7 +64,8 @@ impl Modify for BearerAuth {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".to_owned());
         scheme.description = Some(
-            "A JWT with `sub`, `exp` and `scope` (jobs:read, jobs:write, jobs:admin).".to_owned(),
+            "A JWT with `sub`, `exp` and `scope` (jobs:read, jobs:write, jobs:admin, jobs:work)."
+                .to_owned(),
         );
         components.add_security_scheme("bearer_auth", SecurityScheme::Http(scheme));
         // An update names at least one field. (utoipa's `min_properties` attribute writes
@@ -91,6 +96,15 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource(format!("{prefix}/jobs/active"))
                 .route(web::get().to(handlers::list_active_jobs)),
+        )
+        // Before `{job_id}`, so that `claim` is never read as a job id.
+        .service(
+            web::resource(format!("{prefix}/jobs/claim"))
+                .route(web::post().to(crate::workers::claim_job)),
+        )
+        .service(
+            web::resource(format!("{prefix}/jobs/{{job_id}}/heartbeat"))
+                .route(web::post().to(crate::workers::heartbeat)),
         )
         .service(
             web::resource(format!("{prefix}/jobs/{{job_id}}"))

@@ -1,6 +1,6 @@
 //! The store's one error type.
 
-use jobs_domain::{JobStatus, TransitionError, UpdateError, ValidationError};
+use jobs_domain::{JobStatus, LeaseError, TransitionError, UpdateError, ValidationError};
 
 /// The underlying failure behind [`StoreError::Unavailable`] and [`StoreError::Internal`],
 /// kept as a value (its own `source()` chain included) for whoever logs it.
@@ -23,6 +23,15 @@ pub enum StoreError {
     StillActive {
         /// The job's status.
         current: JobStatus,
+    },
+    /// The job is not in the version the request was conditional on (`If-Match`).
+    #[error("the job changed: it no longer matches If-Match")]
+    PreconditionFailed,
+    /// Another worker holds the job's claim.
+    #[error("job is claimed by another worker ('{claimed_by}')")]
+    ClaimedByOther {
+        /// The worker that holds it.
+        claimed_by: String,
     },
     /// The idempotency key was used before with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
@@ -67,6 +76,15 @@ impl From<UpdateError> for StoreError {
         match err {
             UpdateError::Transition(t) => StoreError::Transition(t),
             UpdateError::Invalid(v) => StoreError::Invalid(v),
+        }
+    }
+}
+
+impl From<LeaseError> for StoreError {
+    fn from(err: LeaseError) -> Self {
+        match err {
+            LeaseError::Transition(t) => StoreError::Transition(t),
+            LeaseError::ClaimedByOther { claimed_by } => StoreError::ClaimedByOther { claimed_by },
         }
     }
 }

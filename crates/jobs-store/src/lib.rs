@@ -5,6 +5,8 @@
 //! never both win; lists are keyset-paginated on (`created_at`, `id`) with matching indexes.
 //! Every method blocks: call them from a blocking thread (`spawn_blocking`, `web::block`).
 
+mod changes;
+mod claims;
 mod db;
 mod error;
 mod fingerprint;
@@ -15,6 +17,8 @@ mod rows;
 mod schema;
 mod store;
 
+pub use changes::{ChangeListener, ChangeNotice, CHANNEL};
+pub use claims::ClaimFilter;
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{Cause, StoreError, StoreResult};
 pub use health::{DOWN_CHECKOUT, READY_CHECKOUT};

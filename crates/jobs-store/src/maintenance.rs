@@ -33,14 +33,18 @@ impl JobStore {
             return Ok(0);
         }
         let observer = self.observer();
-        write_transaction(&mut conn, |conn| {
+        let mut written = Vec::new();
+        let expired = write_transaction(&mut conn, |conn| {
             let mut expired = 0;
             for id in &due {
                 let Ok(id) = JobId::parse(id) else { continue };
                 match change_on(conn, observer, Reach::Any, id, |job| {
                     Ok::<_, StoreError>(job.expire(now()))
                 }) {
-                    Ok(changed) if changed.from.is_some() => expired += 1,
+                    Ok(changed) if changed.from.is_some() => {
+                        expired += 1;
+                        written.push(changed.job);
+                    }
                     Ok(_) | Err(StoreError::NotFound) => {}
                     Err(StoreError::Internal(cause)) => {
                         log::error!("cannot expire job {id}: {cause}");
@@ -49,7 +53,10 @@ impl JobStore {
                 }
             }
             Ok(expired)
-        })
+        })?;
+        // Told only once the batch committed, so that a woken reader sees the change.
+        written.iter().for_each(|job| observer.job_written(job));
+        Ok(expired)
     }
 
     /// Deletes up to `limit` jobs that finished before `cutoff`, with their deliveries and

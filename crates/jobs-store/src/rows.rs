@@ -34,6 +34,9 @@ pub(crate) struct JobRow {
     pub started_at: Option<NaiveDateTime>,
     pub expires_at: Option<NaiveDateTime>,
     pub version: i64,
+    pub claimed_by: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub lease_seconds: Option<i64>,
 }
 
 /// What a lifecycle change writes: everything a worker or a cancel can change.
@@ -49,6 +52,9 @@ pub(crate) struct JobChanges {
     pub started_at: Option<NaiveDateTime>,
     pub expires_at: Option<NaiveDateTime>,
     pub version: i64,
+    pub claimed_by: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub lease_seconds: Option<i64>,
 }
 
 /// An `idempotency_keys` row.
@@ -100,7 +106,10 @@ impl JobRow {
             completed_at: job.completed_at.map(naive),
             started_at: job.started_at.map(naive),
             expires_at: job.expires_at().map(naive),
-            version: 0,
+            version: job.version,
+            claimed_by: job.claimed_by.clone(),
+            lease_expires_at: job.lease_expires_at.map(naive),
+            lease_seconds: job.lease_seconds,
         }
     }
 
@@ -133,6 +142,10 @@ impl JobRow {
             ttft_ns: self.ttft_ns,
             total_duration_ns: self.total_duration_ns,
             timeout_seconds: self.timeout_seconds,
+            claimed_by: self.claimed_by,
+            lease_expires_at: self.lease_expires_at.map(utc),
+            lease_seconds: self.lease_seconds,
+            version: self.version,
         })
     }
 }
@@ -149,6 +162,9 @@ impl JobChanges {
             started_at: job.started_at.map(naive),
             expires_at: job.expires_at().map(naive),
             version,
+            claimed_by: job.claimed_by.clone(),
+            lease_expires_at: job.lease_expires_at.map(naive),
+            lease_seconds: job.lease_seconds,
         }
     }
 }

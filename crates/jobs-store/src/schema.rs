@@ -25,6 +25,9 @@ diesel::table! {
         started_at -> Nullable<Timestamp>,
         expires_at -> Nullable<Timestamp>,
         version -> BigInt,
+        claimed_by -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        lease_seconds -> Nullable<BigInt>,
     }
 }
 

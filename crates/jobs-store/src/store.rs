@@ -26,6 +26,8 @@ pub trait StoreObserver: Send + Sync {
     fn job_created(&self) {}
     /// A job moved from one status to another (by a worker, a cancel or expiry).
     fn job_transitioned(&self, _from: JobStatus, _to: JobStatus) {}
+    /// A job was changed by the server itself (the sweeper), after the change committed.
+    fn job_written(&self, _job: &Job) {}
 }
 
 struct NoObserver;
@@ -75,6 +77,7 @@ pub struct JobStore {
     pub(crate) health: Arc<Health>,
     backend: &'static str,
     observer: Arc<dyn StoreObserver>,
+    pub(crate) url: DatabaseUrl,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -228,6 +231,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
                 if let (Some(event), Some(url)) = (&event, &changed.callback_url) {
                     outbox::enqueue(conn, &changed, url, event)?;
                 }
+                crate::changes::notify(conn, &changed)?;
             }
             Ok::<_, StoreError>(written)
         })?;
@@ -235,7 +239,8 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             if changed.status != current.status {
                 observer.job_transitioned(current.status, changed.status);
             }
-            return Ok(Changed { job: changed, from: Some(current.status) });
+            let job = Job { version: version + 1, ..changed };
+            return Ok(Changed { job, from: Some(current.status) });
         }
     }
     Err(StoreError::Unavailable(format!("job {id} is changing too fast to update").into()))
@@ -278,6 +283,7 @@ impl JobStore {
             health,
             backend: url.backend(),
             observer: Arc::new(NoObserver),
+            url: url.clone(),
         })
     }
 
@@ -324,11 +330,23 @@ impl JobStore {
 
     /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].
     pub fn delete(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
+        self.delete_if(vis, id, None)
+    }
+
+    /// [`JobStore::delete`], only while the job's version is one of `if_match` (when given):
+    /// otherwise [`StoreError::PreconditionFailed`] and nothing changes.
+    pub fn delete_if(
+        &self,
+        vis: &Visibility,
+        id: JobId,
+        if_match: Option<&[i64]>,
+    ) -> StoreResult<Job> {
         let mut conn = self.conn()?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let row = find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?;
             let version = row.version;
             let job = row.into_job()?;
+            crate::claims::precondition(&job, if_match)?;
             if job.status.is_active() {
                 return Err(StoreError::StillActive { current: job.status });
             }
@@ -337,6 +355,7 @@ impl JobStore {
             )
             .execute(&mut conn)?;
             if deleted == 1 {
+                crate::changes::notify(&mut conn, &job)?;
                 return Ok(job);
             }
         }

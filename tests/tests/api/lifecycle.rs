@@ -64,11 +64,13 @@ fn creating_a_job_returns_201_with_every_field_of_the_contract() {
         "callback_error",
         "ttft_ns",
         "total_duration_ns",
+        "claimed_by",
+        "lease_expires_at",
     ] {
         assert!(job[field].is_null(), "{field} should be null");
     }
     let fields: Vec<&String> = job.as_object().unwrap().keys().collect();
-    assert_eq!(fields.len(), 19, "{fields:?}");
+    assert_eq!(fields.len(), 21, "{fields:?}");
 
     let fetched = server.get(&format!("/api/jobs/{id}"), &user("ann"));
     fetched.assert_status(200);

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use jobs_domain::{now, Job, JobId, NewJob, Owner};
+use jobs_domain::{now, Job, JobId, JobStatus, NewJob, Owner};
 
 use super::{Created, JobStore, IDEMPOTENCY_WINDOW, MAX_CAS_ATTEMPTS};
 use crate::fingerprint::request_hash;
@@ -15,16 +15,33 @@ impl JobStore {
     /// same owner within 24 hours returns the first job (`replayed`), and the same key with
     /// a different request is [`StoreError::IdempotencyMismatch`].
     pub fn create(&self, owner: Owner, new: NewJob, key: Option<&str>) -> StoreResult<Created> {
+        self.create_in(owner, new, key, JobStatus::Created)
+    }
+
+    /// [`JobStore::create`], with the job starting in `status` (`created`, or `pending` to
+    /// create and submit it at once).
+    pub fn create_in(
+        &self,
+        owner: Owner,
+        new: NewJob,
+        key: Option<&str>,
+        status: JobStatus,
+    ) -> StoreResult<Created> {
         let mut conn = self.conn()?;
+        let start = |job: Job| Job { status, ..job };
         let Some(key) = key else {
-            let job = Job::create(JobId::generate(), owner, new, now());
+            let job = start(Job::create(JobId::generate(), owner, new, now()));
             diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
+            crate::changes::notify(&mut conn, &job)?;
             self.observer.job_created();
             return Ok(Created { job, replayed: false });
         };
-        let hash = request_hash(&owner, &new);
+        let mut hash = request_hash(&owner, &new);
+        if status != JobStatus::Created {
+            hash.push_str(status.as_str());
+        }
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let job = Job::create(JobId::generate(), owner.clone(), new.clone(), now());
+            let job = start(Job::create(JobId::generate(), owner.clone(), new.clone(), now()));
             let key_row = IdempotencyRow {
                 org_id: owner.org_id.clone(),
                 user_id: owner.user_id.clone(),
@@ -40,6 +57,7 @@ impl JobStore {
             let inserted = conn.transaction(|conn| {
                 diesel::insert_into(idempotency_keys::table).values(&key_row).execute(conn)?;
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
+                crate::changes::notify(conn, &job)?;
                 Ok::<_, DieselError>(())
             });
             match inserted {
