@@ -219,6 +219,7 @@ impl Application {
                 .wrap(from_fn(jobs_http::metrics::observe))
                 .wrap(from_fn(docs::security_headers))
                 .configure(jobs_http::job_routes)
+                .configure(jobs_http::event_routes)
                 .configure(jobs_http::health_routes)
                 .configure(|cfg| docs::routes(cfg, openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))

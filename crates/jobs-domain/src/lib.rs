@@ -14,6 +14,7 @@
 
 pub mod address;
 pub mod callback;
+pub mod event;
 pub mod id;
 pub mod job;
 pub mod metadata;

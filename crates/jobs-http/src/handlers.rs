@@ -27,7 +27,7 @@ where
     T: Send + 'static,
     F: FnOnce(&JobStore) -> StoreResult<T> + Send + 'static,
 {
-    let store = state.store.clone();
+    let store = state.store.acting(crate::events::context());
     web::block(move || f(&store)).await.map_err(ApiError::internal)?.map_err(ApiError::from)
 }
 

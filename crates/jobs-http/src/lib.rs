@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod metrics;
 pub mod ratelimit;
@@ -15,6 +16,7 @@ mod routes;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
 pub use error::{ApiError, ErrorBody};
+pub use events::event_routes;
 pub use metrics::Metrics;
 pub use routes::{
     error_fallback, health_routes, job_routes, method_not_allowed, not_found, ApiDoc,

@@ -224,7 +224,7 @@ pub async fn observe(
     let id = request_id(&req);
     let method = req.method().clone();
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
-    let mut res = next.call(req).await?;
+    let mut res = crate::events::with_request(id.clone(), next.call(req)).await?;
     let latency = started.elapsed();
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();

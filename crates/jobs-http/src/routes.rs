@@ -39,6 +39,7 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
         handlers::update_job,
         handlers::delete_job,
         handlers::cancel_job,
+        crate::events::job_events,
         healthz,
         readyz,
         crate::metrics::metrics,

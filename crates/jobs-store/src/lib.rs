@@ -7,6 +7,8 @@
 
 mod db;
 mod error;
+mod event_log;
+pub mod events;
 mod fingerprint;
 mod health;
 mod maintenance;
@@ -17,6 +19,8 @@ mod store;
 
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{StoreError, StoreResult};
+pub use event_log::{EventFilter, EventWithJob};
+pub use events::EventContext;
 pub use health::{DOWN_CHECKOUT, READY_CHECKOUT};
 pub use outbox::{Attempt, Delivery, NextStep};
 pub use store::{Created, JobStore, Page, PoolStatus, StoreObserver, IDEMPOTENCY_WINDOW};

@@ -6,9 +6,11 @@ use diesel::prelude::*;
 use jobs_domain::{now, JobId};
 
 use crate::db::write_transaction;
+use crate::events::{self, Cause, EventContext};
 use crate::schema::{idempotency_keys, jobs, webhook_deliveries};
 use crate::store::{change_on, JobStore, Reach};
 use crate::{StoreError, StoreResult};
+use jobs_domain::event::ChangeReason;
 
 impl JobStore {
     /// Moves up to `limit` running jobs whose timeout has passed to `expired` (scheduling
@@ -32,11 +34,13 @@ impl JobStore {
             return Ok(0);
         }
         let observer = self.observer();
+        let system = EventContext::system();
         write_transaction(&mut conn, |conn| {
             let mut expired = 0;
             for id in &due {
                 let Ok(id) = JobId::parse(id) else { continue };
-                match change_on(conn, observer, Reach::Any, id, |job| {
+                let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
+                match change_on(conn, observer, Reach::Any, id, cause, |job| {
                     Ok::<_, StoreError>(job.expire(now()))
                 }) {
                     Ok(changed) if changed.from.is_some() => expired += 1,
@@ -72,6 +76,7 @@ impl JobStore {
             if ids.is_empty() {
                 return Ok(0);
             }
+            events::purged(conn, &ids)?;
             diesel::delete(
                 webhook_deliveries::table.filter(webhook_deliveries::job_id.eq_any(&ids)),
             )

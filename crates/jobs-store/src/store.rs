@@ -5,11 +5,13 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::sync::Arc;
 
+use jobs_domain::event::{ChangeReason, DeleteReason};
 use jobs_domain::{
     now, Job, JobId, JobStatus, JobUpdate, ListQuery, NewJob, Order, Owner, Visibility,
 };
 
 use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions};
+use crate::events::{self, Cause, EventContext};
 use crate::fingerprint::request_hash;
 use crate::health::{Health, Watch};
 use crate::outbox;
@@ -79,6 +81,7 @@ pub struct JobStore {
     pub(crate) health: Arc<Health>,
     backend: &'static str,
     observer: Arc<dyn StoreObserver>,
+    pub(crate) context: EventContext,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -185,7 +188,11 @@ fn by_id(conn: &mut DbConnection, id: JobId) -> StoreResult<Option<JobRow>> {
 /// the row: a query that also named `org_id` and `user_id` let PostgreSQL's generic plan
 /// pick an (org_id, user_id, …) index before the table had statistics, and walk all of a
 /// user's jobs.
-fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
+pub(crate) fn find(
+    conn: &mut DbConnection,
+    vis: &Visibility,
+    id: JobId,
+) -> StoreResult<Option<JobRow>> {
     Ok(by_id(conn, id)?.filter(|row| vis.can_see_user(&row.org_id, &row.user_id)))
 }
 
@@ -210,6 +217,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
     observer: &dyn StoreObserver,
     reach: Reach<'_>,
     id: JobId,
+    cause: Cause<'_>,
     next: impl Fn(&Job) -> Result<Option<Job>, E>,
 ) -> StoreResult<Changed> {
     for _ in 0..MAX_CAS_ATTEMPTS {
@@ -223,6 +231,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             .then(|| jobs_domain::callback::completion_event(&changed))
             .flatten();
         let written = conn.transaction(|conn| {
+            events::sequence(conn)?;
             let written = diesel::update(
                 jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
             )
@@ -232,6 +241,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
                 if let (Some(event), Some(url)) = (&event, &changed.callback_url) {
                     outbox::enqueue(conn, &changed, url, event)?;
                 }
+                events::changed(conn, cause, &current, &changed)?;
             }
             Ok::<_, StoreError>(written)
         })?;
@@ -282,6 +292,7 @@ impl JobStore {
             health,
             backend: url.backend(),
             observer: Arc::new(NoObserver),
+            context: EventContext::system(),
         })
     }
 
@@ -307,7 +318,10 @@ impl JobStore {
         let mut conn = self.conn()?;
         let Some(key) = key else {
             let job = Job::create(JobId::generate(), owner, new, now());
-            diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
+            conn.transaction(|conn| {
+                diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
+                events::created(conn, &self.context, &job)
+            })?;
             self.observer.job_created();
             return Ok(Created { job, replayed: false });
         };
@@ -327,9 +341,10 @@ impl JobStore {
             // fails and replays the winner's job. Starting with a write also means SQLite
             // takes its write lock up front, so the busy timeout applies.
             let inserted = conn.transaction(|conn| {
+                events::sequence(conn)?;
                 diesel::insert_into(idempotency_keys::table).values(&key_row).execute(conn)?;
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
-                Ok::<_, DieselError>(())
+                events::created(conn, &self.context, &job)
             });
             match inserted {
                 Ok(()) => {
@@ -385,15 +400,17 @@ impl JobStore {
     pub fn update(&self, vis: &Visibility, id: JobId, update: &JobUpdate) -> StoreResult<Job> {
         let mut conn = self.conn()?;
         let next = |job: &Job| job.apply_update(update, now()).map(Some);
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, next)?.job)
+        let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
 
     /// Cancels a job (SPEC §3): active jobs become `cancelled`, a cancelled job is returned
     /// unchanged, a finished one is a transition error.
     pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
         let mut conn = self.conn()?;
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, |job| job.cancel(now()))?
-            .job)
+        let cause = Cause { cx: &self.context, reason: ChangeReason::Cancel };
+        let next = |job: &Job| job.cancel(now());
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
 
     /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].
@@ -406,10 +423,19 @@ impl JobStore {
             if job.status.is_active() {
                 return Err(StoreError::StillActive { current: job.status });
             }
-            let deleted = diesel::delete(
-                jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
-            )
-            .execute(&mut conn)?;
+            let deleted = conn.transaction(|conn| {
+                events::sequence(conn)?;
+                let deleted = diesel::delete(
+                    jobs::table
+                        .filter(jobs::id.eq(id.to_string()))
+                        .filter(jobs::version.eq(version)),
+                )
+                .execute(conn)?;
+                if deleted == 1 {
+                    events::deleted(conn, &self.context, &job, DeleteReason::Delete)?;
+                }
+                Ok::<_, DieselError>(deleted)
+            })?;
             if deleted == 1 {
                 return Ok(job);
             }
