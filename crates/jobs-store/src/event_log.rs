@@ -10,6 +10,15 @@ use crate::schema::{event_horizon, job_events, jobs};
 use crate::store::{find, JobStore};
 use crate::{StoreError, StoreResult};
 
+/// How long a `job.deleted` event outlives its job, so that a resuming stream learns of
+/// the deletion.
+pub const DELETED_EVENTS_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// `job.deleted` events older than this are purged (now minus [`DELETED_EVENTS_KEPT`]).
+pub fn deleted_events_cutoff() -> DateTime<Utc> {
+    jobs_domain::now() - DELETED_EVENTS_KEPT
+}
+
 /// Which events a stream wants, besides the caller's visibility.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventFilter {

@@ -19,7 +19,7 @@ mod store;
 
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{StoreError, StoreResult};
-pub use event_log::{EventFilter, EventWithJob};
+pub use event_log::{deleted_events_cutoff, EventFilter, EventWithJob, DELETED_EVENTS_KEPT};
 pub use events::EventContext;
 pub use health::{DOWN_CHECKOUT, READY_CHECKOUT};
 pub use outbox::{Attempt, Delivery, NextStep};

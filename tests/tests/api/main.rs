@@ -6,6 +6,7 @@ mod bad_input;
 mod callback_targets;
 mod concurrency;
 mod docs;
+mod event_order;
 mod events;
 mod faults;
 mod idempotency;
