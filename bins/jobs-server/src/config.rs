@@ -126,6 +126,9 @@ pub struct Config {
     /// (unset: no limit).
     #[arg(long, env = "JOBS_RATE_LIMIT", value_name = "N/s|N/min", global = true)]
     pub rate_limit: Option<String>,
+    /// Open event streams (GET /api/events) per user at most; one more is 429.
+    #[arg(long, env = "JOBS_MAX_STREAMS_PER_USER", default_value_t = jobs_http::stream::DEFAULT_MAX_STREAMS_PER_USER, global = true)]
+    pub max_streams_per_user: usize,
     /// Database connections per process at most.
     #[arg(long, env = "JOBS_POOL_SIZE", default_value_t = 8, global = true)]
     pub pool_size: u32,

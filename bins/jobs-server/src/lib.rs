@@ -4,6 +4,7 @@
 pub mod config;
 mod docs;
 pub mod logging;
+mod notify;
 pub mod secret;
 pub mod supervise;
 pub mod sweeper;
@@ -38,6 +39,7 @@ pub struct Application {
     sweeper: SweeperSettings,
     /// When no secret was configured: a token signed with the development secret.
     pub generated_token: Option<DevToken>,
+    database_url: String,
 }
 
 impl std::fmt::Debug for Application {
@@ -181,6 +183,7 @@ impl Application {
                     resolve::DEFAULT_DEADLINE,
                 ),
                 rate_limit,
+                events: jobs_http::EventHub::new(config.max_streams_per_user.max(1)),
             },
             workers: config.workers,
             webhooks,
@@ -188,6 +191,7 @@ impl Application {
                 retention: config.retention_days.map(|d| chrono::TimeDelta::days(i64::from(d))),
             },
             generated_token,
+            database_url: config.database_url.clone(),
         })
     }
 
@@ -209,6 +213,7 @@ impl Application {
         actix_web::rt::spawn(supervise("sweeper", metrics.clone(), RESTART_DELAY, move || {
             sweeper::run(store.clone(), metrics.clone(), sweeper.clone())
         }));
+        notify::start(&self.state, self.state.metrics.clone(), &self.database_url);
         let state = web::Data::new(self.state);
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
@@ -220,6 +225,7 @@ impl Application {
                 .wrap(from_fn(docs::security_headers))
                 .configure(jobs_http::job_routes)
                 .configure(jobs_http::event_routes)
+                .configure(jobs_http::stream_routes)
                 .configure(jobs_http::health_routes)
                 .configure(|cfg| docs::routes(cfg, openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod resolve;
 mod routes;
+pub mod stream;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
 pub use error::{ApiError, ErrorBody};
@@ -21,6 +22,7 @@ pub use metrics::Metrics;
 pub use routes::{
     error_fallback, health_routes, job_routes, method_not_allowed, not_found, ApiDoc,
 };
+pub use stream::{stream_routes, EventHub};
 
 /// The default request body limit (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -44,4 +46,6 @@ pub struct AppState {
     pub resolver: resolve::Resolver,
     /// Per-user request limit (`JOBS_RATE_LIMIT`); `None` when off.
     pub rate_limit: Option<std::sync::Arc<ratelimit::UserRateLimiter>>,
+    /// What the change streams of this process share.
+    pub events: std::sync::Arc<stream::EventHub>,
 }

@@ -40,6 +40,7 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
         handlers::delete_job,
         handlers::cancel_job,
         crate::events::job_events,
+        crate::stream::stream_events,
         healthz,
         readyz,
         crate::metrics::metrics,

@@ -198,3 +198,42 @@ pub(crate) fn webhook_attempted(
     )?;
     Ok(())
 }
+
+/// How often the listener looks for notifications that arrived.
+const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How often the listener proves its connection still works.
+const LISTEN_PING: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// PostgreSQL: listens on its own connection for events committed by any replica and calls
+/// `wake` for each batch of notifications, until the connection fails or `stop` returns
+/// true. Blocks: run it on a thread of its own. SQLite has nothing to listen to: returns at
+/// once.
+pub fn listen(
+    url: &crate::DatabaseUrl,
+    wake: &dyn Fn(),
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    use diesel::connection::SimpleConnection;
+    let crate::DatabaseUrl::Postgres(raw) = url else { return Ok(()) };
+    let mut conn = diesel::PgConnection::establish(raw)?;
+    conn.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))?;
+    // Anything committed before LISTEN took effect is found by the reader's own poll.
+    wake();
+    let mut pinged = std::time::Instant::now();
+    while !stop() {
+        let mut any = false;
+        for notification in conn.notifications_iter() {
+            notification?;
+            any = true;
+        }
+        if any {
+            wake();
+        }
+        if pinged.elapsed() >= LISTEN_PING {
+            conn.batch_execute("SELECT 1")?;
+            pinged = std::time::Instant::now();
+        }
+        std::thread::sleep(LISTEN_POLL);
+    }
+    Ok(())
+}

@@ -17,5 +17,6 @@ mod observability;
 mod openapi;
 mod ratelimit;
 mod routing;
+mod stream;
 mod sweeps;
 mod webhooks;
