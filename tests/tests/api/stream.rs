@@ -24,6 +24,7 @@ fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
+#[allow(clippy::result_large_err)] // a test helper: the reply is the point
 fn try_open(
     server: &TestServer,
     token: &str,
