@@ -1,5 +1,5 @@
-//! The history of a job: what changed, when, by whom (SPEC-independent wording: see
-//! docs/API.md, "History and the change stream").
+//! The history of a job: what changed, when, by whom (docs/API.md, "History and the change
+//! stream").
 //!
 //! An event is written in the same transaction as the change it records; this module only
 //! decides *which* event a change is, so the rule is the same for every backend.
