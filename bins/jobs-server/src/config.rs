@@ -132,6 +132,9 @@ pub struct Config {
     /// (unset: no limit).
     #[arg(long, env = "JOBS_RATE_LIMIT", value_name = "N/s|N/min", global = true)]
     pub rate_limit: Option<String>,
+    /// Open event streams (GET /api/events) per user at most; one more is 429.
+    #[arg(long, env = "JOBS_MAX_STREAMS_PER_USER", default_value_t = jobs_http::stream::DEFAULT_MAX_STREAMS_PER_USER, global = true)]
+    pub max_streams_per_user: usize,
     /// Database connections per process at most.
     #[arg(long, env = "JOBS_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE, global = true)]
     pub pool_size: u32,
@@ -187,6 +190,7 @@ impl Default for Config {
             max_metadata_bytes: jobs_domain::DEFAULT_MAX_METADATA_BYTES,
             max_body_bytes: jobs_http::DEFAULT_MAX_BODY_BYTES,
             max_wait_seconds: jobs_http::wait::DEFAULT_MAX_WAIT_SECONDS,
+            max_streams_per_user: jobs_http::stream::DEFAULT_MAX_STREAMS_PER_USER,
             rate_limit: None,
             pool_size: DEFAULT_POOL_SIZE,
             workers: None,

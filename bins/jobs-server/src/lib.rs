@@ -6,6 +6,7 @@ mod docs;
 mod listen;
 pub mod logging;
 pub mod metrics;
+mod notify;
 pub mod secret;
 pub mod supervise;
 pub mod sweeper;
@@ -41,6 +42,7 @@ pub struct Application {
     sweeper: SweeperSettings,
     /// When no secret was configured: a token signed with the development secret.
     pub generated_token: Option<DevToken>,
+    database_url: String,
 }
 
 impl std::fmt::Debug for Application {
@@ -191,6 +193,7 @@ impl Application {
                 rate_limit,
                 notifier,
                 max_wait_seconds: config.max_wait_seconds,
+                events: jobs_http::EventHub::new(config.max_streams_per_user.max(1)),
             },
             workers: config.workers,
             webhooks,
@@ -198,6 +201,7 @@ impl Application {
                 retention: config.retention_days.map(|d| chrono::TimeDelta::days(i64::from(d))),
             },
             generated_token,
+            database_url: config.database_url.clone(),
         })
     }
 
@@ -218,6 +222,7 @@ impl Application {
         actix_web::rt::spawn(supervise("webhook_dispatcher", metrics.clone(), RESTART_DELAY, {
             move || dispatcher.clone().run()
         }));
+        notify::start(&self.state, metrics.clone(), &self.database_url);
         let (store, sweeper) = (self.state.store.clone(), self.sweeper);
         actix_web::rt::spawn(supervise("sweeper", metrics.clone(), RESTART_DELAY, move || {
             sweeper::run(store.clone(), metrics.clone(), sweeper.clone())
@@ -234,6 +239,8 @@ impl Application {
                 .wrap(from_fn(jobs_http::metrics::observe))
                 .wrap(from_fn(docs::security_headers))
                 .configure(jobs_http::job_routes)
+                .configure(jobs_http::event_routes)
+                .configure(jobs_http::stream_routes)
                 .configure(jobs_http::health_routes)
                 .configure(|cfg| docs::routes(cfg, openapi.clone()))
                 .default_service(web::to(jobs_http::not_found))

@@ -77,6 +77,10 @@ pub async fn run(store: JobStore, metrics: Arc<BackgroundMetrics>, settings: Swe
             s.purge_idempotency_keys_before(jobs_domain::now() - IDEMPOTENCY_WINDOW, n)
         })
         .await;
+        drain(&store, PURGE_BATCH, |s, n| {
+            s.purge_deleted_events_before(jobs_store::deleted_events_cutoff(), n)
+        })
+        .await;
         // The retention is at most 100 years (see the configuration), so the cutoff exists.
         let cutoff = settings.retention.and_then(|r| jobs_domain::now().checked_sub_signed(r));
         if let Some(cutoff) = cutoff {

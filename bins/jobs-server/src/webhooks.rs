@@ -208,6 +208,7 @@ impl Dispatcher {
             at: jobs_domain::now(),
             status_code: outcome.status_code,
             error: outcome.error,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).ok(),
         };
         let store = self.store.clone();
         let recorded =

@@ -14,6 +14,7 @@
 
 pub mod callback;
 pub mod claim;
+pub mod event;
 pub mod fields;
 pub mod id;
 pub mod job;
@@ -23,8 +24,8 @@ pub mod status;
 pub mod tenancy;
 
 pub use callback::{address, CallbackUrl};
-pub use fields::{Label, TimeoutSeconds, MAX_LABEL_CHARS, MAX_TIMEOUT_SECONDS};
 pub use claim::{check_lease_seconds, LeaseError, DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS};
+pub use fields::{Label, TimeoutSeconds, MAX_LABEL_CHARS, MAX_TIMEOUT_SECONDS};
 pub use id::{InvalidJobId, JobId};
 pub use job::{now, Job, JobUpdate, NewJob, TransitionError, UpdateError};
 pub use metadata::{

@@ -39,7 +39,6 @@ pub enum Order {
     Desc,
 }
 
-
 /// What a list endpoint assumes when a parameter is absent.
 #[derive(Clone, Copy, Debug)]
 pub struct ListDefaults {

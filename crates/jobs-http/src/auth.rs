@@ -237,6 +237,7 @@ impl Caller {
             }
         };
         req.extensions_mut().insert(crate::metrics::RequestUser(claims.sub.clone()));
+        crate::events::set_actor(&claims.sub);
         let org_id = claims.org.unwrap_or_else(|| DEFAULT_ORG.to_owned());
         // After 401 and 403, before the body is read or the database is touched.
         if let Some(limiter) = &state.rate_limit {

@@ -9,6 +9,7 @@ pub mod body;
 pub mod dto;
 pub mod error;
 pub mod etag;
+pub mod events;
 pub mod handlers;
 pub mod headers;
 pub mod metrics;
@@ -18,13 +19,16 @@ mod paging;
 pub mod ratelimit;
 pub mod resolve;
 mod routes;
+pub mod stream;
 pub mod wait;
 pub mod workers;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
 pub use error::{ApiError, ErrorBody};
+pub use events::event_routes;
 pub use metrics::Metrics;
 pub use routes::{error_fallback, health_routes, job_routes, not_found, ApiDoc};
+pub use stream::{stream_routes, EventHub};
 
 /// The default request body limit (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -52,6 +56,8 @@ pub struct AppState {
     pub notifier: std::sync::Arc<wait::Notifier>,
     /// The cap of `Prefer: wait`, in seconds.
     pub max_wait_seconds: u64,
+    /// What the change streams of this process share.
+    pub events: std::sync::Arc<stream::EventHub>,
 }
 
 impl AppState {
@@ -61,7 +67,8 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&jobs_store::JobStore) -> jobs_store::StoreResult<T> + Send + 'static,
     {
-        let store = self.store.clone();
+        // Bound to the request's actor and id, which the events it writes record.
+        let store = self.store.acting(crate::events::context());
         actix_web::web::block(move || f(&store))
             .await
             .map_err(ApiError::internal)?

@@ -168,7 +168,9 @@ pub async fn observe(
     let id = request_id(&req);
     let method = req.method().clone();
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
-    let mut res = next.call(req).await?;
+    let events = req.app_data::<web::Data<AppState>>().map(|s| s.events.clone());
+    let mut res = crate::events::with_request(id.clone(), next.call(req)).await?;
+    events.filter(|_| method != actix_web::http::Method::GET).inspect(|hub| hub.wake());
     let latency = started.elapsed();
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();

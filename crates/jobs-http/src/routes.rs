@@ -42,6 +42,8 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
         handlers::cancel_job,
         crate::workers::claim_job,
         crate::workers::heartbeat,
+        crate::events::job_events,
+        crate::stream::stream_events,
         healthz,
         readyz,
         crate::metrics::metrics,

@@ -62,8 +62,9 @@ impl ChangeListener {
     /// Opens a connection of its own (not one of the pool's) and listens; `None` on SQLite.
     pub fn open(store: &JobStore) -> StoreResult<Option<ChangeListener>> {
         let DatabaseUrl::Postgres(url) = &store.url else { return Ok(None) };
-        let mut conn = diesel::pg::PgConnection::establish(url)
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}").into()))?;
+        let mut conn = diesel::pg::PgConnection::establish(url).map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}").into())
+        })?;
         diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
         Ok(Some(ChangeListener { conn }))
     }

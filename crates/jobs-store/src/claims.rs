@@ -3,9 +3,11 @@
 //! [`change_on`]; a claim also locks its candidate so that racing claimers never meet.
 
 use diesel::prelude::*;
+use jobs_domain::event::ChangeReason;
 use jobs_domain::{now, Job, JobId, JobType, JobUpdate, Visibility};
 
 use crate::db::{write_transaction, DbConnection};
+use crate::events::{self, Cause};
 use crate::schema::jobs;
 use crate::store::{change_on, JobStore, Reach};
 use crate::{StoreError, StoreResult};
@@ -95,10 +97,14 @@ impl JobStore {
         let observer = self.observer();
         for _ in 0..CLAIM_ATTEMPTS {
             let claimed = write_transaction(&mut conn, |conn| {
+                // The event sequencer first, before any row lock, like every other writer:
+                // so that no two transactions wait for each other's locks.
+                events::sequence(conn)?;
                 let Some(id) = next_candidate(conn, vis, filter)? else { return Ok(Some(None)) };
                 let Ok(id) = JobId::parse(&id) else { return Ok(None) };
                 let claim = |job: &Job| job.claim(worker, lease_seconds, now()).map(Some);
-                match change_on(conn, observer, Reach::Any, id, claim) {
+                let cause = Cause { cx: &self.context, reason: ChangeReason::Claim };
+                match change_on(conn, observer, Reach::Any, id, cause, claim) {
                     Ok(changed) => Ok(Some(Some(changed.job))),
                     // Taken or withdrawn in between: try the next one.
                     Err(StoreError::Transition(_) | StoreError::NotFound) => Ok(None),
@@ -123,7 +129,8 @@ impl JobStore {
     ) -> StoreResult<Job> {
         let mut conn = self.conn()?;
         let renew = |job: &Job| job.renew_lease(worker, lease_seconds, now()).map(Some);
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, renew)?.job)
+        let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, renew)?.job)
     }
 
     /// A worker's update by `worker`: refused while another worker holds the job; renews
@@ -144,7 +151,8 @@ impl JobStore {
             let at = now();
             Ok(Some(job.apply_update(update, at)?.renewed_by(worker, at)))
         };
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, next)?.job)
+        let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
 
     /// [`JobStore::cancel`], only while the job's version is one of `if_match` (when given).
@@ -159,6 +167,7 @@ impl JobStore {
             precondition(job, if_match)?;
             Ok(job.cancel(now())?)
         };
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, next)?.job)
+        let cause = Cause { cx: &self.context, reason: ChangeReason::Cancel };
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
 }

@@ -6,10 +6,12 @@ use diesel::prelude::*;
 use jobs_domain::{now, JobId, JobStatus};
 
 use crate::db::write_transaction;
+use crate::events::{self, Cause, EventContext};
 use crate::outbox::DeliveryState;
 use crate::schema::{idempotency_keys, jobs, webhook_deliveries};
 use crate::store::{change_on, JobStore, Reach};
 use crate::{StoreError, StoreResult};
+use jobs_domain::event::ChangeReason;
 
 impl JobStore {
     /// Moves up to `limit` running jobs whose timeout has passed to `expired` (scheduling
@@ -34,11 +36,13 @@ impl JobStore {
         }
         let observer = self.observer();
         let mut written = Vec::new();
+        let system = EventContext::system();
         let expired = write_transaction(&mut conn, |conn| {
             let mut expired = 0;
             for id in &due {
                 let Ok(id) = JobId::parse(id) else { continue };
-                match change_on(conn, observer, Reach::Any, id, |job| {
+                let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
+                match change_on(conn, observer, Reach::Any, id, cause, |job| {
                     Ok::<_, StoreError>(job.expire(now()))
                 }) {
                     Ok(changed) if changed.from.is_some() => {
@@ -80,6 +84,7 @@ impl JobStore {
             if ids.is_empty() {
                 return Ok(0);
             }
+            events::purged(conn, &ids)?;
             diesel::delete(
                 webhook_deliveries::table.filter(webhook_deliveries::job_id.eq_any(&ids)),
             )

@@ -100,6 +100,8 @@ pub struct Attempt {
     pub status_code: Option<i32>,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: Option<i64>,
 }
 
 /// What happens to a delivery after an attempt.
@@ -162,6 +164,7 @@ impl JobStore {
             NextStep::GiveUp => (DeliveryState::Failed, at),
         };
         conn.transaction(|conn| {
+            crate::events::sequence(conn)?;
             diesel::update(webhook_deliveries::table.find(&delivery.id))
                 .set((
                     webhook_deliveries::state.eq(state.as_str()),
@@ -182,7 +185,7 @@ impl JobStore {
                     jobs::version.eq(jobs::version + 1),
                 ))
                 .execute(conn)?;
-            Ok(())
+            crate::events::webhook_attempted(conn, delivery, attempt, next)
         })
     }
 

@@ -70,3 +70,30 @@ diesel::table! {
         checked_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// The history of every job (one row per change).
+    job_events (id) {
+        id -> BigInt,
+        job_id -> Text,
+        org_id -> Text,
+        user_id -> Text,
+        job_type -> Text,
+        agent_id -> Nullable<Text>,
+        event_type -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        request_id -> Nullable<Text>,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    /// One row: the highest event id purged from under resuming readers.
+    event_horizon (id) {
+        id -> Integer,
+        purged_through -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(jobs, job_events);

@@ -4,9 +4,11 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use std::sync::Arc;
 
+use jobs_domain::event::{ChangeReason, DeleteReason};
 use jobs_domain::{now, Job, JobId, JobStatus, JobUpdate, ListQuery, Order, Visibility};
 
 use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions};
+use crate::events::{self, Cause, EventContext};
 use crate::health::{Health, Watch};
 use crate::outbox;
 use crate::rows::{JobChanges, JobRow};
@@ -78,6 +80,7 @@ pub struct JobStore {
     backend: &'static str,
     observer: Arc<dyn StoreObserver>,
     pub(crate) url: DatabaseUrl,
+    pub(crate) context: EventContext,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -184,7 +187,11 @@ fn by_id(conn: &mut DbConnection, id: JobId) -> StoreResult<Option<JobRow>> {
 /// the row: a query that also named `org_id` and `user_id` let PostgreSQL's generic plan
 /// pick an (org_id, user_id, …) index before the table had statistics, and walk all of a
 /// user's jobs.
-fn find(conn: &mut DbConnection, vis: &Visibility, id: JobId) -> StoreResult<Option<JobRow>> {
+pub(crate) fn find(
+    conn: &mut DbConnection,
+    vis: &Visibility,
+    id: JobId,
+) -> StoreResult<Option<JobRow>> {
     Ok(by_id(conn, id)?.filter(|row| vis.can_see_user(&row.org_id, &row.user_id)))
 }
 
@@ -209,6 +216,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
     observer: &dyn StoreObserver,
     reach: Reach<'_>,
     id: JobId,
+    cause: Cause<'_>,
     next: impl Fn(&Job) -> Result<Option<Job>, E>,
 ) -> StoreResult<Changed> {
     for _ in 0..MAX_CAS_ATTEMPTS {
@@ -222,6 +230,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             .then(|| jobs_domain::callback::completion_event(&changed))
             .flatten();
         let written = conn.transaction(|conn| {
+            events::sequence(conn)?;
             let written = diesel::update(
                 jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
             )
@@ -231,6 +240,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
                 if let (Some(event), Some(url)) = (&event, &changed.callback_url) {
                     outbox::enqueue(conn, &changed, url, event)?;
                 }
+                events::changed(conn, cause, &current, &changed)?;
                 crate::changes::notify(conn, &changed)?;
             }
             Ok::<_, StoreError>(written)
@@ -284,6 +294,7 @@ impl JobStore {
             backend: url.backend(),
             observer: Arc::new(NoObserver),
             url: url.clone(),
+            context: EventContext::system(),
         })
     }
 
@@ -317,15 +328,17 @@ impl JobStore {
     pub fn update(&self, vis: &Visibility, id: JobId, update: &JobUpdate) -> StoreResult<Job> {
         let mut conn = self.conn()?;
         let next = |job: &Job| job.apply_update(update, now()).map(Some);
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, next)?.job)
+        let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
 
     /// Cancels a job: active jobs become `cancelled`, a cancelled job is returned
     /// unchanged, a finished one is a transition error.
     pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
         let mut conn = self.conn()?;
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, |job| job.cancel(now()))?
-            .job)
+        let cause = Cause { cx: &self.context, reason: ChangeReason::Cancel };
+        let next = |job: &Job| job.cancel(now());
+        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
 
     /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].
@@ -350,10 +363,19 @@ impl JobStore {
             if job.status.is_active() {
                 return Err(StoreError::StillActive { current: job.status });
             }
-            let deleted = diesel::delete(
-                jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
-            )
-            .execute(&mut conn)?;
+            let deleted = conn.transaction(|conn| {
+                events::sequence(conn)?;
+                let deleted = diesel::delete(
+                    jobs::table
+                        .filter(jobs::id.eq(id.to_string()))
+                        .filter(jobs::version.eq(version)),
+                )
+                .execute(conn)?;
+                if deleted == 1 {
+                    events::deleted(conn, &self.context, &job, DeleteReason::Delete)?;
+                }
+                Ok::<_, diesel::result::Error>(deleted)
+            })?;
             if deleted == 1 {
                 crate::changes::notify(&mut conn, &job)?;
                 return Ok(job);

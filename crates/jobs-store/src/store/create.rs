@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use jobs_domain::{now, Job, JobId, JobStatus, NewJob, Owner};
 
 use super::{Created, JobStore, IDEMPOTENCY_WINDOW, MAX_CAS_ATTEMPTS};
+use crate::events;
 use crate::fingerprint::request_hash;
 use crate::rows::{IdempotencyRow, JobRow};
 use crate::schema::{idempotency_keys, jobs};
@@ -31,8 +32,12 @@ impl JobStore {
         let start = |job: Job| Job { status, ..job };
         let Some(key) = key else {
             let job = start(Job::create(JobId::generate(), owner, new, now()));
-            diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(&mut conn)?;
-            crate::changes::notify(&mut conn, &job)?;
+            conn.transaction(|conn| {
+                events::sequence(conn)?;
+                diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
+                events::created(conn, &self.context, &job)?;
+                crate::changes::notify(conn, &job)
+            })?;
             self.observer.job_created();
             return Ok(Created { job, replayed: false });
         };
@@ -55,10 +60,11 @@ impl JobStore {
             // fails and replays the winner's job. Starting with a write also means SQLite
             // takes its write lock up front, so the busy timeout applies.
             let inserted = conn.transaction(|conn| {
+                events::sequence(conn)?;
                 diesel::insert_into(idempotency_keys::table).values(&key_row).execute(conn)?;
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
-                crate::changes::notify(conn, &job)?;
-                Ok::<_, DieselError>(())
+                events::created(conn, &self.context, &job)?;
+                crate::changes::notify(conn, &job)
             });
             match inserted {
                 Ok(()) => {

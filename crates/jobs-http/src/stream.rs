@@ -1,0 +1,339 @@
+//! The change stream (`GET /api/events`): Server-Sent Events of every event on the jobs a
+//! caller can see, as they commit.
+//!
+//! The table is the truth. One tailer per process learns of new events (woken by this
+//! process's writes, by PostgreSQL notifications from other replicas, and by a poll every
+//! second in case a wake-up is missed) and publishes the newest id on a watch channel;
+//! each stream wakes on it and reads its own events after its cursor. An idle stream holds
+//! no database connection and no thread.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use jobs_domain::event::EventType;
+use jobs_domain::{JobId, JobType, Visibility};
+use jobs_store::{EventFilter, EventWithJob, JobStore};
+use serde::Deserialize;
+use tokio::sync::{watch, Notify};
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::dto::{JobTypeDto, JobView};
+use crate::error::{ApiError, ErrorBody};
+use crate::events::EventView;
+use crate::AppState;
+
+/// The default of `JOBS_MAX_STREAMS_PER_USER`.
+pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 16;
+/// A comment line is sent this often when a stream is idle.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The tailer looks at the table at least this often.
+pub const POLL: Duration = Duration::from_secs(1);
+/// Events read per round trip.
+const PAGE: i64 = 500;
+
+/// What the streams of one process share.
+#[derive(Debug)]
+pub struct EventHub {
+    latest: watch::Sender<i64>,
+    wake: Notify,
+    closing: watch::Sender<bool>,
+    open: Mutex<HashMap<(String, String), usize>>,
+    max_per_user: usize,
+}
+
+impl EventHub {
+    /// A hub allowing `max_per_user` open streams per user.
+    pub fn new(max_per_user: usize) -> Arc<EventHub> {
+        Arc::new(EventHub {
+            latest: watch::channel(0).0,
+            wake: Notify::new(),
+            closing: watch::channel(false).0,
+            open: Mutex::new(HashMap::new()),
+            max_per_user,
+        })
+    }
+
+    /// Tells the tailer that events may have committed (a write here, or a notification).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Ends every stream (graceful shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+
+    /// Follows the table: publishes the newest event id whenever it grows. Runs until the
+    /// process ends (restarted by the supervisor if it fails).
+    pub async fn tail(self: Arc<Self>, store: JobStore) {
+        loop {
+            let store = store.clone();
+            match web::block(move || store.last_event_id()).await {
+                Ok(Ok(id)) => {
+                    self.latest.send_if_modified(|latest| {
+                        let grew = id > *latest;
+                        *latest = (*latest).max(id);
+                        grew
+                    });
+                }
+                Ok(Err(err)) => log::warn!(target: "jobs::events", "reading the event log: {err}"),
+                Err(err) => log::warn!(target: "jobs::events", "event tailer: {err}"),
+            }
+            let _ = actix_web::rt::time::timeout(POLL, self.wake.notified()).await;
+        }
+    }
+
+    fn acquire(self: &Arc<Self>, key: (String, String)) -> Result<Slot, ApiError> {
+        let mut open = self.open.lock().map_err(|e| ApiError::internal(e.to_string()))?;
+        let count = open.entry(key.clone()).or_insert(0);
+        if *count >= self.max_per_user {
+            return Err(ApiError::rate_limited(1).with_details(serde_json::json!({
+                "retry_after_seconds": 1, "max_streams_per_user": self.max_per_user})));
+        }
+        *count += 1;
+        Ok(Slot { hub: self.clone(), key })
+    }
+}
+
+/// One open stream of a user; released when the stream ends.
+struct Slot {
+    hub: Arc<EventHub>,
+    key: (String, String),
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.hub.open.lock() {
+            if let Some(count) = open.get_mut(&self.key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
+/// Change stream parameters.
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct StreamParams {
+    /// Only these jobs (repeatable).
+    #[param(style = Form, explode = true)]
+    pub job_id: Option<Vec<String>>,
+    /// Only jobs of this type.
+    #[param(value_type = Option<JobTypeDto>)]
+    pub job_type: Option<jobs_domain::JobType>,
+    /// Only jobs of this agent.
+    #[param(min_length = 1, max_length = 256)]
+    pub agent_id: Option<String>,
+    /// Only these event types (repeatable).
+    #[param(style = Form, explode = true)]
+    pub r#type: Option<Vec<String>>,
+    /// Resume after this event id (as the `Last-Event-ID` header does).
+    #[param(minimum = 0)]
+    pub last_event_id: Option<i64>,
+}
+
+fn invalid(field: &str, why: &str) -> ApiError {
+    ApiError::validation(format!("{field}: {why}"))
+        .with_details(serde_json::json!({"field": field}))
+}
+
+fn parse_cursor(field: &str, value: &str) -> Result<i64, ApiError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| invalid(field, "must be an event id (a non-negative integer)"))
+}
+
+/// The filter and the resume point of a request.
+fn parse_request(req: &HttpRequest) -> Result<(EventFilter, Option<i64>), ApiError> {
+    let mut filter = EventFilter::default();
+    let mut resume = None;
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        match &*k {
+            "job_id" => filter
+                .job_ids
+                .push(JobId::parse(&v).map_err(|e| invalid("job_id", &e.to_string()))?),
+            "job_type" => {
+                let t: JobType =
+                    v.parse().map_err(|_| invalid("job_type", "must be job, run or batch"))?;
+                filter.job_type = Some(t);
+            }
+            "agent_id"
+                if v.is_empty() || v.chars().count() > 256 || v.chars().any(char::is_control) =>
+            {
+                return Err(invalid(
+                    "agent_id",
+                    "must be 1 to 256 characters, no control characters",
+                ));
+            }
+            "agent_id" => filter.agent_id = Some(v.into_owned()),
+            "type" => filter
+                .types
+                .push(EventType::parse(&v).ok_or_else(|| invalid("type", "unknown event type"))?),
+            "last_event_id" => resume = Some(parse_cursor("last_event_id", &v)?),
+            _ => {}
+        }
+    }
+    if let Some(value) = req.headers().get("last-event-id") {
+        let text = value.to_str().map_err(|_| invalid("Last-Event-ID", "must be an event id"))?;
+        resume = Some(parse_cursor("Last-Event-ID", text)?);
+    }
+    Ok((filter, resume))
+}
+
+/// Live change stream of the caller's jobs (Server-Sent Events).
+///
+/// Each message is `id: <event id>`, `event: <type>` and `data: <the event, plus "job": the
+/// job as it is now, or null once deleted>`. `Last-Event-ID` (header, or the
+/// `last_event_id` parameter) resumes after that event, replaying what was missed first; if
+/// some of it is no longer held, the first message is `event: reset`. A `: keep-alive`
+/// comment is sent every 15 seconds when idle. At most `JOBS_MAX_STREAMS_PER_USER` open
+/// streams per user: one more is 429.
+#[utoipa::path(
+    get, path = "/api/events", tag = "jobs",
+    params(StreamParams, crate::dto::ActingUser,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    responses(
+        (status = 200, description = "A stream of events, one SSE message each",
+            content_type = "text/event-stream", body = EventView),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Missing scope", body = ErrorBody),
+        (status = 422, description = "Bad parameter", body = ErrorBody),
+        (status = 429, description = "Too many open streams", body = ErrorBody),
+        (status = 500, description = "Unexpected server error", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody)),
+    security(("bearer_auth" = []))
+)]
+pub async fn stream_events(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (filter, resume) = parse_request(&req)?;
+    let hub = state.events.clone();
+    let vis = caller.visibility();
+    let slot = hub.acquire((vis.org_id.clone(), caller.subject.clone()))?;
+    let store = state.store.clone();
+    let (cursor, horizon) = web::block(move || {
+        Ok::<_, jobs_store::StoreError>((store.last_event_id()?, store.event_horizon()?))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let mut pending = VecDeque::new();
+    if resume.is_some_and(|r| r < horizon) {
+        pending.push_back(Bytes::from_static(
+            b"event: reset\ndata: {\"reason\":\"some events after Last-Event-ID are no longer held\"}\n\n",
+        ));
+    }
+    let stream = Stream {
+        store: state.store.clone(),
+        vis,
+        filter,
+        cursor: resume.unwrap_or(cursor),
+        latest: hub.latest.subscribe(),
+        closing: hub.closing.subscribe(),
+        pending,
+        fresh: true,
+        _slot: slot,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(futures_util::stream::unfold(stream, next_message)))
+}
+
+struct Stream {
+    store: JobStore,
+    vis: Visibility,
+    filter: EventFilter,
+    cursor: i64,
+    latest: watch::Receiver<i64>,
+    closing: watch::Receiver<bool>,
+    pending: VecDeque<Bytes>,
+    /// Read the table before waiting (at the start, and after a full page).
+    fresh: bool,
+    _slot: Slot,
+}
+
+fn message(item: EventWithJob) -> Bytes {
+    let ty = item.event.event_type.as_str();
+    let id = item.event.id;
+    let mut data = serde_json::to_value(EventView::from(item.event)).unwrap_or_default();
+    if let Some(object) = data.as_object_mut() {
+        let job = item.job.map(|j| serde_json::to_value(JobView::from(j)).unwrap_or_default());
+        object.insert("job".to_owned(), job.unwrap_or(serde_json::Value::Null));
+    }
+    Bytes::from(format!("id: {id}\nevent: {ty}\ndata: {data}\n\n"))
+}
+
+async fn next_message(mut s: Stream) -> Option<(Result<Bytes, actix_web::Error>, Stream)> {
+    loop {
+        if let Some(bytes) = s.pending.pop_front() {
+            return Some((Ok(bytes), s));
+        }
+        if *s.closing.borrow() {
+            return None;
+        }
+        if s.fresh || s.latest.has_changed().unwrap_or(false) {
+            s.latest.borrow_and_update();
+            let (store, vis, filter, after) =
+                (s.store.clone(), s.vis.clone(), s.filter.clone(), s.cursor);
+            let read = web::block(move || store.events_after(&vis, &filter, after, PAGE)).await;
+            let events = match read {
+                Ok(Ok(events)) => events,
+                Ok(Err(err)) => {
+                    log::warn!(target: "jobs::events", "stream read: {err}");
+                    Vec::new()
+                }
+                Err(err) => {
+                    log::warn!(target: "jobs::events", "stream read: {err}");
+                    Vec::new()
+                }
+            };
+            s.fresh = events.len() as i64 >= PAGE;
+            if let Some(last) = events.last() {
+                s.cursor = last.event.id;
+            }
+            s.pending.extend(events.into_iter().map(message));
+            continue;
+        }
+        tokio::select! {
+            changed = s.latest.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+                // `changed` marks the new id seen: read the table now.
+                s.fresh = true;
+            }
+            _ = s.closing.changed() => return None,
+            _ = actix_web::rt::time::sleep(KEEP_ALIVE) => {
+                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), s));
+            }
+        }
+    }
+}
+
+/// Registers the change stream under `/api` and `/v1`.
+pub fn stream_routes(cfg: &mut web::ServiceConfig) {
+    for prefix in ["/api", "/v1"] {
+        cfg.service(web::resource(format!("{prefix}/events")).route(web::get().to(stream_events)));
+    }
+}

@@ -1,0 +1,243 @@
+//! The event log: one row per change, written in the transaction of the change.
+//!
+//! **Commit order.** A reader that has seen event N and asks for what follows must never
+//! miss an event committed later with a smaller id. On SQLite that holds by construction
+//! (one writer; AUTOINCREMENT never reuses an id). On PostgreSQL a sequence hands out ids
+//! before commit, so a transaction holding id 41 can commit after one holding 42. Every
+//! transaction that writes an event therefore first calls [`sequence`], which takes one
+//! transaction-level advisory lock: event-writing transactions take ids and commit one at
+//! a time, so id order is commit order. It is taken *before* the transaction touches any
+//! row, so it is always the first lock and cannot deadlock with row locks.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use jobs_domain::event::{self, ChangeReason, DeleteReason, EventType, SYSTEM_ACTOR};
+use jobs_domain::Job;
+
+use crate::db::DbConnection;
+use crate::outbox::{Attempt, Delivery, NextStep};
+use crate::rows::JobRow;
+use crate::schema::{job_events, jobs};
+use crate::store::JobStore;
+
+/// The advisory lock key that serializes event-writing transactions on PostgreSQL.
+const SEQUENCER_LOCK: i64 = 0x6a6f_6273_6576; // "jobsev"
+
+/// The PostgreSQL channel notified when events commit.
+pub const NOTIFY_CHANNEL: &str = "jobs_events";
+
+/// Who causes the changes a store makes: the token's `sub` (or `system`) and the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventContext {
+    /// Recorded as the events' `actor`.
+    pub actor: String,
+    /// Recorded as the events' `request_id`.
+    pub request_id: Option<String>,
+}
+
+impl EventContext {
+    /// A caller's context.
+    pub fn new(actor: impl Into<String>, request_id: Option<String>) -> EventContext {
+        EventContext { actor: actor.into(), request_id }
+    }
+
+    /// The server's own changes (the sweeper, the dispatcher).
+    pub fn system() -> EventContext {
+        EventContext { actor: SYSTEM_ACTOR.to_owned(), request_id: None }
+    }
+}
+
+impl Default for EventContext {
+    fn default() -> Self {
+        EventContext::system()
+    }
+}
+
+/// Why a change is made, for its event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cause<'a> {
+    pub cx: &'a EventContext,
+    pub reason: ChangeReason,
+}
+
+impl JobStore {
+    /// The same store, recording `cx` as the actor and request of the events it writes.
+    pub fn acting(&self, cx: EventContext) -> JobStore {
+        let mut store = self.clone();
+        store.context = cx;
+        store
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = job_events)]
+struct NewEvent<'a> {
+    job_id: String,
+    org_id: &'a str,
+    user_id: &'a str,
+    job_type: &'a str,
+    agent_id: Option<&'a str>,
+    event_type: &'static str,
+    at: NaiveDateTime,
+    actor: &'a str,
+    request_id: Option<&'a str>,
+    data: String,
+}
+
+/// Makes event ids follow commit order (see the module documentation). Call it first in
+/// every transaction that writes an event; a no-op on SQLite.
+pub(crate) fn sequence(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
+    if let DbConnection::Postgres(_) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})"))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Writes one event about `job` (inside the caller's transaction, after [`sequence`]).
+fn record(
+    conn: &mut DbConnection,
+    cx: &EventContext,
+    job: &Job,
+    at: NaiveDateTime,
+    (ty, data): (EventType, serde_json::Value),
+) -> Result<(), diesel::result::Error> {
+    diesel::insert_into(job_events::table)
+        .values(NewEvent {
+            job_id: job.id.to_string(),
+            org_id: &job.owner.org_id,
+            user_id: &job.owner.user_id,
+            job_type: job.job_type.as_str(),
+            agent_id: job.agent_id.as_deref(),
+            event_type: ty.as_str(),
+            at,
+            actor: &cx.actor,
+            request_id: cx.request_id.as_deref(),
+            data: data.to_string(),
+        })
+        .execute(conn)?;
+    if let DbConnection::Postgres(_) = conn {
+        // Delivered at commit; identical notifications of one transaction are folded.
+        diesel::sql_query(format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// `job.created`.
+pub(crate) fn created(
+    conn: &mut DbConnection,
+    cx: &EventContext,
+    job: &Job,
+) -> Result<(), diesel::result::Error> {
+    record(conn, cx, job, job.created_at.naive_utc(), event::created(job))
+}
+
+/// `job.status_changed` or `job.updated`.
+pub(crate) fn changed(
+    conn: &mut DbConnection,
+    cause: Cause<'_>,
+    before: &Job,
+    after: &Job,
+) -> Result<(), diesel::result::Error> {
+    let what = event::changed(before, after, cause.reason);
+    if what.0 == EventType::JobUpdated && what.1["fields"].as_array().is_some_and(Vec::is_empty) {
+        // Nothing the history shows changed (a lease renewal): no event.
+        return Ok(());
+    }
+    record(conn, cause.cx, after, after.updated_at.naive_utc(), what)
+}
+
+/// `job.deleted`: the job's other events go with it.
+pub(crate) fn deleted(
+    conn: &mut DbConnection,
+    cx: &EventContext,
+    job: &Job,
+    reason: DeleteReason,
+) -> Result<(), diesel::result::Error> {
+    diesel::delete(job_events::table.filter(job_events::job_id.eq(job.id.to_string())))
+        .execute(conn)?;
+    record(conn, cx, job, jobs_domain::now().naive_utc(), event::deleted(reason))
+}
+
+/// Retention: `job.deleted` (reason `retention`) for each of these jobs, about to be purged.
+pub(crate) fn purged(conn: &mut DbConnection, ids: &[String]) -> crate::StoreResult<()> {
+    sequence(conn)?;
+    let rows: Vec<JobRow> =
+        jobs::table.filter(jobs::id.eq_any(ids)).select(JobRow::as_select()).load(conn)?;
+    let cx = EventContext::system();
+    for row in rows {
+        deleted(conn, &cx, &row.into_job()?, DeleteReason::Retention)?;
+    }
+    Ok(())
+}
+
+/// `webhook.attempted`, by the dispatcher (after [`sequence`]).
+pub(crate) fn webhook_attempted(
+    conn: &mut DbConnection,
+    delivery: &Delivery,
+    attempt: &Attempt,
+    next: NextStep,
+) -> crate::StoreResult<()> {
+    let row: Option<JobRow> =
+        jobs::table.find(&delivery.job_id).select(JobRow::as_select()).first(conn).optional()?;
+    let Some(row) = row else { return Ok(()) };
+    let next_attempt_at = match next {
+        NextStep::RetryAt(at) => Some(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        NextStep::Delivered | NextStep::GiveUp => None,
+    };
+    let data = serde_json::json!({
+        "attempt": delivery.attempts + 1,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+        "next_attempt_at": next_attempt_at,
+    });
+    let at = attempt.at.naive_utc();
+    record(
+        conn,
+        &EventContext::system(),
+        &row.into_job()?,
+        at,
+        (EventType::WebhookAttempted, data),
+    )?;
+    Ok(())
+}
+
+/// How often the listener looks for notifications that arrived.
+const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How often the listener proves its connection still works.
+const LISTEN_PING: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// PostgreSQL: listens on its own connection for events committed by any replica and calls
+/// `wake` for each batch of notifications, until the connection fails or `stop` returns
+/// true. Blocks: run it on a thread of its own. SQLite has nothing to listen to: returns at
+/// once.
+pub fn listen(
+    url: &crate::DatabaseUrl,
+    wake: &dyn Fn(),
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    use diesel::connection::SimpleConnection;
+    let crate::DatabaseUrl::Postgres(raw) = url else { return Ok(()) };
+    let mut conn = diesel::PgConnection::establish(raw)?;
+    conn.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))?;
+    // Anything committed before LISTEN took effect is found by the reader's own poll.
+    wake();
+    let mut pinged = std::time::Instant::now();
+    while !stop() {
+        let mut any = false;
+        for notification in conn.notifications_iter() {
+            notification?;
+            any = true;
+        }
+        if any {
+            wake();
+        }
+        if pinged.elapsed() >= LISTEN_PING {
+            conn.batch_execute("SELECT 1")?;
+            pinged = std::time::Instant::now();
+        }
+        std::thread::sleep(LISTEN_POLL);
+    }
+    Ok(())
+}
