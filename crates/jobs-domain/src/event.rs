@@ -195,6 +195,26 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_is_a_lapsed_lease_when_the_lease_ends_before_the_timeout() {
+        let t0 = crate::now();
+        let mut running = job();
+        running.status = JobStatus::Running;
+        running.started_at = Some(t0);
+        running.lease_expires_at = Some(t0 + chrono::TimeDelta::seconds(60));
+        let mut expired = running.clone();
+        expired.status = JobStatus::Expired;
+        let reason =
+            |before: &Job| changed(before, &expired, ChangeReason::Timeout).1["reason"].clone();
+        assert_eq!(reason(&running), json!("lease_lapsed"), "no timeout: the lease lapsed");
+        running.timeout_seconds = Some(3600);
+        assert_eq!(reason(&running), json!("lease_lapsed"), "the lease ends first");
+        running.timeout_seconds = Some(30);
+        assert_eq!(reason(&running), json!("timeout"), "the timeout ends first");
+        running.lease_expires_at = None;
+        assert_eq!(reason(&running), json!("timeout"), "no lease");
+    }
+
+    #[test]
     fn every_type_name_parses_back_to_itself() {
         for ty in EventType::ALL {
             assert_eq!(EventType::parse(ty.as_str()), Some(ty));

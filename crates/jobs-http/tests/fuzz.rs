@@ -128,6 +128,7 @@ const CREATE_FIELDS: &[&str] = &[
     "source_id",
     "callback_url",
     "timeout_seconds",
+    "status",
 ];
 const UPDATE_FIELDS: &[&str] = &["status", "metadata", "ttft_ns", "total_duration_ns"];
 
