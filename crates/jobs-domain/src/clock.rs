@@ -32,7 +32,8 @@ impl Default for Clock {
 
 impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Clock").field(&self.now()).finish()
+        // Not the time it reads: two configurations compare equal by their Debug output.
+        f.write_str("Clock(..)")
     }
 }
 
