@@ -157,6 +157,10 @@ pub struct Config {
     /// in their own).
     #[arg(skip)]
     pub name_lookup: jobs_http::resolve::Lookup,
+    /// Where the store, the sweeper and the dispatcher read the time: the system clock (not
+    /// a flag; tests plug in one they move forward).
+    #[arg(skip)]
+    pub clock: jobs_domain::Clock,
 }
 
 /// The longest retention accepted: 100 years keeps every cutoff computation in range.
@@ -197,6 +201,7 @@ impl Default for Config {
             log: DEFAULT_LOG.to_owned(),
             log_format: LogFormat::default(),
             name_lookup: jobs_http::resolve::Lookup::default(),
+            clock: jobs_domain::system_clock(),
         }
     }
 }

@@ -173,7 +173,8 @@ impl Application {
             metrics: metrics.clone(),
             notifier: notifier.clone(),
         };
-        let store = open_store(config)?.with_observer(Arc::new(observer));
+        let store =
+            open_store(config)?.with_observer(Arc::new(observer)).with_clock(config.clock.clone());
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         Ok(Application {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::BackgroundMetrics;
-use jobs_store::{JobStore, StoreResult, IDEMPOTENCY_WINDOW};
+use jobs_store::{JobStore, StoreResult, DELETED_EVENTS_KEPT, IDEMPOTENCY_WINDOW};
 
 const TICK: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -74,15 +74,15 @@ pub async fn run(store: JobStore, metrics: Arc<BackgroundMetrics>, settings: Swe
         }
         last_purge = Some(Instant::now());
         drain(&store, PURGE_BATCH, |s, n| {
-            s.purge_idempotency_keys_before(jobs_domain::now() - IDEMPOTENCY_WINDOW, n)
+            s.purge_idempotency_keys_before(s.now() - IDEMPOTENCY_WINDOW, n)
         })
         .await;
         drain(&store, PURGE_BATCH, |s, n| {
-            s.purge_deleted_events_before(jobs_store::deleted_events_cutoff(), n)
+            s.purge_deleted_events_before(s.now() - DELETED_EVENTS_KEPT, n)
         })
         .await;
         // The retention is at most 100 years (see the configuration), so the cutoff exists.
-        let cutoff = settings.retention.and_then(|r| jobs_domain::now().checked_sub_signed(r));
+        let cutoff = settings.retention.and_then(|r| store.now().checked_sub_signed(r));
         if let Some(cutoff) = cutoff {
             let purged =
                 drain(&store, PURGE_BATCH, move |s, n| s.purge_finished_before(cutoff, n)).await;

@@ -192,7 +192,7 @@ impl Dispatcher {
             let jitter = rand::rng().random_range(-0.2..=0.2);
             let wait = retry_delay(done, self.settings.retry_base, jitter);
             NextStep::RetryAt(
-                jobs_domain::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default(),
+                self.store.now() + chrono::TimeDelta::from_std(wait).unwrap_or_default(),
             )
         };
         let label = match next {
@@ -205,7 +205,7 @@ impl Dispatcher {
             log::info!(target: "jobs::webhooks", "delivery {} of {} attempt {done}: {error} ({label})", delivery.id, delivery.job_id);
         }
         let attempt = Attempt {
-            at: jobs_domain::now(),
+            at: self.store.now(),
             status_code: outcome.status_code,
             error: outcome.error,
             duration_ms: i64::try_from(started.elapsed().as_millis()).ok(),

@@ -14,6 +14,7 @@
 
 pub mod callback;
 pub mod claim;
+pub mod clock;
 pub mod event;
 pub mod fields;
 pub mod id;
@@ -25,6 +26,7 @@ pub mod tenancy;
 
 pub use callback::{address, CallbackUrl};
 pub use claim::{check_lease_seconds, LeaseError, DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS};
+pub use clock::{system_clock, Clock, OffsetClock};
 pub use fields::{Label, TimeoutSeconds, MAX_LABEL_CHARS, MAX_TIMEOUT_SECONDS};
 pub use id::{InvalidJobId, JobId};
 pub use job::{now, Job, JobUpdate, NewJob, TransitionError, UpdateError};

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 use jobs_domain::event::ChangeReason;
-use jobs_domain::{now, Job, JobId, JobType, JobUpdate, Visibility};
+use jobs_domain::{Job, JobId, JobType, JobUpdate, Visibility};
 
 use crate::db::{write_transaction, DbConnection};
 use crate::events::{self, Cause};
@@ -102,7 +102,7 @@ impl JobStore {
                 events::sequence(conn)?;
                 let Some(id) = next_candidate(conn, vis, filter)? else { return Ok(Some(None)) };
                 let Ok(id) = JobId::parse(&id) else { return Ok(None) };
-                let claim = |job: &Job| job.claim(worker, lease_seconds, now()).map(Some);
+                let claim = |job: &Job| job.claim(worker, lease_seconds, self.now()).map(Some);
                 let cause = Cause { cx: &self.context, reason: ChangeReason::Claim };
                 match change_on(conn, observer, Reach::Any, id, cause, claim) {
                     Ok(changed) => Ok(Some(Some(changed.job))),
@@ -128,7 +128,7 @@ impl JobStore {
         lease_seconds: Option<i64>,
     ) -> StoreResult<Job> {
         let mut conn = self.conn()?;
-        let renew = |job: &Job| job.renew_lease(worker, lease_seconds, now()).map(Some);
+        let renew = |job: &Job| job.renew_lease(worker, lease_seconds, self.now()).map(Some);
         let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
         Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, renew)?.job)
     }
@@ -148,7 +148,7 @@ impl JobStore {
         let next = |job: &Job| -> StoreResult<Option<Job>> {
             precondition(job, if_match)?;
             job.check_claimer(worker)?;
-            let at = now();
+            let at = self.now();
             Ok(Some(job.apply_update(update, at)?.renewed_by(worker, at)))
         };
         let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
@@ -165,7 +165,7 @@ impl JobStore {
         let mut conn = self.conn()?;
         let next = |job: &Job| -> StoreResult<Option<Job>> {
             precondition(job, if_match)?;
-            Ok(job.cancel(now())?)
+            Ok(job.cancel(self.now())?)
         };
         let cause = Cause { cx: &self.context, reason: ChangeReason::Cancel };
         Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)

@@ -14,7 +14,8 @@ use crate::{StoreError, StoreResult};
 /// the deletion.
 pub const DELETED_EVENTS_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-/// `job.deleted` events older than this are purged (now minus [`DELETED_EVENTS_KEPT`]).
+/// `job.deleted` events older than this are purged (now minus [`DELETED_EVENTS_KEPT`]), by
+/// the system clock; the sweeper uses its store's clock.
 pub fn deleted_events_cutoff() -> DateTime<Utc> {
     jobs_domain::now() - DELETED_EVENTS_KEPT
 }

@@ -152,21 +152,26 @@ pub(crate) fn deleted(
     conn: &mut DbConnection,
     cx: &EventContext,
     job: &Job,
+    at: chrono::DateTime<chrono::Utc>,
     reason: DeleteReason,
 ) -> Result<(), diesel::result::Error> {
     diesel::delete(job_events::table.filter(job_events::job_id.eq(job.id.to_string())))
         .execute(conn)?;
-    record(conn, cx, job, jobs_domain::now().naive_utc(), event::deleted(reason))
+    record(conn, cx, job, at.naive_utc(), event::deleted(reason))
 }
 
 /// Retention: `job.deleted` (reason `retention`) for each of these jobs, about to be purged.
-pub(crate) fn purged(conn: &mut DbConnection, ids: &[String]) -> crate::StoreResult<()> {
+pub(crate) fn purged(
+    conn: &mut DbConnection,
+    ids: &[String],
+    at: chrono::DateTime<chrono::Utc>,
+) -> crate::StoreResult<()> {
     sequence(conn)?;
     let rows: Vec<JobRow> =
         jobs::table.filter(jobs::id.eq_any(ids)).select(JobRow::as_select()).load(conn)?;
     let cx = EventContext::system();
     for row in rows {
-        deleted(conn, &cx, &row.into_job()?, DeleteReason::Retention)?;
+        deleted(conn, &cx, &row.into_job()?, at, DeleteReason::Retention)?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use jobs_domain::{now, JobId, JobStatus};
+use jobs_domain::{JobId, JobStatus};
 
 use crate::db::write_transaction;
 use crate::events::{self, Cause, EventContext};
@@ -23,7 +23,7 @@ impl JobStore {
     /// skipped, so it never stops the other expiries.
     pub fn expire_due(&self, limit: i64) -> StoreResult<usize> {
         let mut conn = self.conn()?;
-        let at = now();
+        let at = self.now();
         let due: Vec<String> = jobs::table
             .filter(jobs::expires_at.le(at.naive_utc()))
             .filter(jobs::status.eq(JobStatus::Running.as_str()))
@@ -43,7 +43,7 @@ impl JobStore {
                 let Ok(id) = JobId::parse(id) else { continue };
                 let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
                 match change_on(conn, observer, Reach::Any, id, cause, |job| {
-                    Ok::<_, StoreError>(job.expire(now()))
+                    Ok::<_, StoreError>(job.expire(self.now()))
                 }) {
                     Ok(changed) if changed.from.is_some() => {
                         expired += 1;
@@ -84,7 +84,7 @@ impl JobStore {
             if ids.is_empty() {
                 return Ok(0);
             }
-            events::purged(conn, &ids)?;
+            events::purged(conn, &ids, self.now())?;
             diesel::delete(
                 webhook_deliveries::table.filter(webhook_deliveries::job_id.eq_any(&ids)),
             )

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
-use jobs_domain::{now, Job};
+use jobs_domain::Job;
 
 use crate::db::DbConnection;
 use crate::schema::{jobs, webhook_deliveries};
@@ -136,7 +136,7 @@ impl JobStore {
     /// the lease runs out (so a crashed dispatcher's deliveries are resumed after it).
     pub fn claim_deliveries(&self, limit: i64, lease: TimeDelta) -> StoreResult<Vec<Delivery>> {
         let mut conn = self.conn()?;
-        let at = now();
+        let at = self.now();
         let sql = match &*conn {
             DbConnection::Postgres(_) => CLAIM_POSTGRES,
             DbConnection::Sqlite(_) => CLAIM_SQLITE,

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use std::sync::Arc;
 
 use jobs_domain::event::{ChangeReason, DeleteReason};
-use jobs_domain::{now, Job, JobId, JobStatus, JobUpdate, ListQuery, Order, Visibility};
+use jobs_domain::{Clock, Job, JobId, JobStatus, JobUpdate, ListQuery, Order, Visibility};
 
 use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions};
 use crate::events::{self, Cause, EventContext};
@@ -81,6 +81,7 @@ pub struct JobStore {
     observer: Arc<dyn StoreObserver>,
     pub(crate) url: DatabaseUrl,
     pub(crate) context: EventContext,
+    pub(crate) clock: Clock,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -295,6 +296,7 @@ impl JobStore {
             observer: Arc::new(NoObserver),
             url: url.clone(),
             context: EventContext::system(),
+            clock: jobs_domain::system_clock(),
         })
     }
 
@@ -327,7 +329,7 @@ impl JobStore {
     /// Applies a worker's update with compare-and-set.
     pub fn update(&self, vis: &Visibility, id: JobId, update: &JobUpdate) -> StoreResult<Job> {
         let mut conn = self.conn()?;
-        let next = |job: &Job| job.apply_update(update, now()).map(Some);
+        let next = |job: &Job| job.apply_update(update, self.now()).map(Some);
         let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
         Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
@@ -337,7 +339,7 @@ impl JobStore {
     pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
         let mut conn = self.conn()?;
         let cause = Cause { cx: &self.context, reason: ChangeReason::Cancel };
-        let next = |job: &Job| job.cancel(now());
+        let next = |job: &Job| job.cancel(self.now());
         Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
     }
 
@@ -372,7 +374,7 @@ impl JobStore {
                 )
                 .execute(conn)?;
                 if deleted == 1 {
-                    events::deleted(conn, &self.context, &job, DeleteReason::Delete)?;
+                    events::deleted(conn, &self.context, &job, self.now(), DeleteReason::Delete)?;
                 }
                 Ok::<_, diesel::result::Error>(deleted)
             })?;
@@ -385,6 +387,7 @@ impl JobStore {
     }
 }
 
+mod clock;
 mod create;
 #[cfg(test)]
 mod plan_tests;

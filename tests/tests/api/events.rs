@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::TimeDelta;
+use jobs_domain::OffsetClock;
 use jobs_tests::receiver::Receiver;
 use jobs_tests::*;
 use reqwest::Method;
@@ -105,7 +107,8 @@ fn a_full_lifecycle_with_a_webhook_is_recorded_in_order_with_actors_and_request_
 
 #[test]
 fn cancel_and_expiry_are_recorded_with_their_reasons() {
-    let server = TestServer::start();
+    let clock = OffsetClock::new();
+    let server = TestServer::start_with(|c| c.clock = clock.clock());
     let ann = user("ann");
     let job = server.job_in(&ann, "pending");
     let id = job["id"].as_str().unwrap();
@@ -116,13 +119,14 @@ fn cancel_and_expiry_are_recorded_with_their_reasons() {
         json!({"from": "pending", "to": "cancelled", "reason": "cancel"})
     );
 
-    let job = server.create(&ann, json!({"timeout_seconds": 1}));
+    let job = server.create(&ann, json!({"timeout_seconds": 3600}));
     let id = job["id"].as_str().unwrap();
     for status in ["pending", "running"] {
         server
             .patch(&format!("/api/jobs/{id}"), &ann, json!({"status": status}))
             .assert_status(200);
     }
+    clock.advance(TimeDelta::seconds(3601));
     let events = history_until(&server, id, &ann, |e| e.len() >= 4);
     assert_eq!(events[3]["data"], json!({"from": "running", "to": "expired", "reason": "timeout"}));
     assert_eq!(events[3]["actor"], "system");

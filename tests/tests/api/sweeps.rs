@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_domain::{CallbackUrl, JobStatus, JobUpdate, NewJob, Owner, TimeoutSeconds, Visibility};
+use chrono::TimeDelta;
+use jobs_domain::{
+    CallbackUrl, JobStatus, JobUpdate, NewJob, OffsetClock, Owner, TimeoutSeconds, Visibility,
+};
 use jobs_store::{DatabaseUrl, JobStore, PoolOptions};
 use jobs_tests::db::TestDatabase;
 use jobs_tests::receiver::Receiver;
@@ -13,22 +16,39 @@ use serde_json::json;
 #[test]
 fn a_running_job_past_its_timeout_expires_within_seconds_and_fires_its_webhook() {
     let receiver = Receiver::start();
-    let server = TestServer::start_with(|c| c.webhook_allow_private = true);
+    let clock = OffsetClock::new();
+    let server = TestServer::start_with(|c| {
+        c.webhook_allow_private = true;
+        c.clock = clock.clock();
+    });
     let token = user("ann");
-    let job = server.create(&token, json!({"timeout_seconds": 1, "callback_url": receiver.url}));
+    let job = server.create(&token, json!({"timeout_seconds": 3600, "callback_url": receiver.url}));
     let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
     server.patch(&path, &token, json!({"status": "pending"})).assert_status(200);
     let running = server.patch(&path, &token, json!({"status": "running"}));
     running.assert_status(200);
+    clock.advance(TimeDelta::seconds(3601));
     let expired =
         server.wait_for_job(&path, &token, Duration::from_secs(5), |j| j["status"] == "expired");
     assert_eq!(expired["status"], "expired", "not expired within 5 s");
     assert!(!expired["completed_at"].is_null());
-    assert!(expired["total_duration_ns"].as_i64().unwrap() >= 1_000_000_000);
+    assert!(expired["total_duration_ns"].as_i64().unwrap() >= 3_600_000_000_000);
     receiver.wait_for(1, Duration::from_secs(5));
-    // Waiting for a second event gives a duplicate (a second expiry, a second delivery)
-    // the sweeper's next ticks to arrive in.
-    let events = receiver.wait_for(2, Duration::from_secs(3));
+    // A second job, due only after a further jump, expires and has its webhook delivered: by
+    // then the sweeper has looked again and the dispatcher has claimed every delivery due
+    // before it, so a duplicate (a second expiry, a second delivery) has had its chance.
+    let canary = server.create(&token, json!({"timeout_seconds": 1, "callback_url": receiver.url}));
+    let canary_path = format!("/api/jobs/{}", canary["id"].as_str().unwrap());
+    for step in ["pending", "running"] {
+        server.patch(&canary_path, &token, json!({"status": step})).assert_status(200);
+    }
+    clock.advance(TimeDelta::hours(1));
+    let delivered = server.wait_for_job(&canary_path, &token, Duration::from_secs(10), |j| {
+        !j["callback_status_code"].is_null()
+    });
+    assert_eq!(delivered["callback_status_code"], 200, "the second job's webhook was not sent");
+    let events: Vec<_> =
+        receiver.received().into_iter().filter(|r| r.json["job_id"] == job["id"]).collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].json["status"], "expired");
     assert_eq!(events[0].json["job_id"], job["id"]);
@@ -40,7 +60,8 @@ fn a_running_job_past_its_timeout_expires_within_seconds_and_fires_its_webhook()
 
 #[test]
 fn jobs_without_a_timeout_or_not_running_never_expire() {
-    let server = TestServer::start();
+    let clock = OffsetClock::new();
+    let server = TestServer::start_with(|c| c.clock = clock.clock());
     let token = user("ann");
     let untimed = server.job_in(&token, "running");
     let pending = server.create(&token, json!({"timeout_seconds": 1}));
@@ -51,7 +72,16 @@ fn jobs_without_a_timeout_or_not_running_never_expire() {
     for step in ["pending", "running"] {
         server.patch(&long_path, &token, json!({"status": step})).assert_status(200);
     }
-    std::thread::sleep(Duration::from_millis(2500));
+    // A running job that is due shows when the sweeper has looked after the jump.
+    let canary = server.create(&token, json!({"timeout_seconds": 1}));
+    let canary_path = format!("/api/jobs/{}", canary["id"].as_str().unwrap());
+    for step in ["pending", "running"] {
+        server.patch(&canary_path, &token, json!({"status": step})).assert_status(200);
+    }
+    clock.advance(TimeDelta::minutes(10));
+    let swept = server
+        .wait_for_job(&canary_path, &token, Duration::from_secs(5), |j| j["status"] == "expired");
+    assert_eq!(swept["status"], "expired", "the sweeper did not run within 5 s");
     assert_eq!(
         server.get(&format!("/api/jobs/{}", untimed["id"].as_str().unwrap()), &token).body
             ["status"],
@@ -61,8 +91,10 @@ fn jobs_without_a_timeout_or_not_running_never_expire() {
     assert_eq!(server.get(&long_path, &token).body["status"], "running");
 }
 
-fn open(db: &TestDatabase) -> JobStore {
-    JobStore::open(&DatabaseUrl::parse(db.url()).unwrap(), &PoolOptions::default()).unwrap()
+fn open(db: &TestDatabase, clock: &OffsetClock) -> JobStore {
+    JobStore::open(&DatabaseUrl::parse(db.url()).unwrap(), &PoolOptions::default())
+        .unwrap()
+        .with_clock(clock.clock())
 }
 
 fn drive(store: &JobStore, id: jobs_domain::JobId, steps: &[JobStatus]) {
@@ -76,10 +108,11 @@ fn drive(store: &JobStore, id: jobs_domain::JobId, steps: &[JobStatus]) {
 #[test]
 fn racing_sweepers_expire_each_job_exactly_once() {
     let db = TestDatabase::new();
-    let stores = [open(&db), open(&db)];
+    let clock = OffsetClock::new();
+    let stores = [open(&db, &clock), open(&db, &clock)];
     let owner = Owner::new("org", "ann", None);
     let new = NewJob::default()
-        .with_timeout_seconds(TimeoutSeconds::new(1).unwrap())
+        .with_timeout_seconds(TimeoutSeconds::new(3600).unwrap())
         .with_callback_url(CallbackUrl::parse("https://example.com/h").unwrap());
     let mut ids = Vec::new();
     for _ in 0..150 {
@@ -87,7 +120,8 @@ fn racing_sweepers_expire_each_job_exactly_once() {
         drive(&stores[0], id, &[JobStatus::Pending, JobStatus::Running]);
         ids.push(id);
     }
-    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(stores[1].expire_due(100).unwrap(), 0, "not due yet");
+    clock.advance(TimeDelta::seconds(3601));
     let counts: Vec<usize> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|i| {
@@ -118,16 +152,17 @@ fn racing_sweepers_expire_each_job_exactly_once() {
 #[test]
 fn one_unreadable_row_does_not_stop_other_jobs_from_expiring() {
     let db = TestDatabase::new();
-    let store = open(&db);
+    let clock = OffsetClock::new();
+    let store = open(&db, &clock);
     let owner = Owner::new("org", "ann", None);
-    let new = NewJob::default().with_timeout_seconds(TimeoutSeconds::new(1).unwrap());
+    let new = NewJob::default().with_timeout_seconds(TimeoutSeconds::new(3600).unwrap());
     let broken = store.create(owner.clone(), new.clone(), None).unwrap().job.id;
     let healthy = store.create(owner, new, None).unwrap().job.id;
     for id in [broken, healthy] {
         drive(&store, id, &[JobStatus::Pending, JobStatus::Running]);
     }
     db.execute(&format!("UPDATE jobs SET metadata = 'not json' WHERE id = '{broken}'"));
-    std::thread::sleep(Duration::from_millis(1100));
+    clock.advance(TimeDelta::seconds(3601));
     assert_eq!(store.expire_due(100).unwrap(), 1);
     let vis = Visibility::organization("org");
     assert_eq!(store.get(&vis, healthy).unwrap().status, JobStatus::Expired);
@@ -136,7 +171,7 @@ fn one_unreadable_row_does_not_stop_other_jobs_from_expiring() {
 #[test]
 fn retention_purges_only_finished_jobs_older_than_the_limit() {
     let db = TestDatabase::new();
-    let store = open(&db);
+    let store = open(&db, &OffsetClock::new());
     let owner = Owner::new("org", "ann", None);
     let make = |steps: &[JobStatus], key: &str| {
         let id = store.create(owner.clone(), NewJob::default(), Some(key)).unwrap().job.id;
@@ -185,7 +220,7 @@ fn retention_purges_only_finished_jobs_older_than_the_limit() {
 #[test]
 fn the_server_purges_old_finished_jobs_when_retention_is_set() {
     let db = TestDatabase::new();
-    let store = open(&db);
+    let store = open(&db, &OffsetClock::new());
     let owner = Owner::new("default", "ann", None);
     let old = store.create(owner.clone(), NewJob::default(), None).unwrap().job.id;
     let vis = Visibility::organization("default");

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use base64::Engine;
+use chrono::TimeDelta;
 use hmac::{Hmac, Mac};
+use jobs_domain::OffsetClock;
 use jobs_tests::receiver::{Received, Receiver};
 use jobs_tests::*;
 use reqwest::Method;
@@ -14,7 +16,12 @@ use sha2::Sha256;
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn server() -> TestServer {
+    server_at(&OffsetClock::new())
+}
+
+fn server_at(clock: &OffsetClock) -> TestServer {
     TestServer::start_with(|c| {
+        c.clock = clock.clock();
         c.webhook_allow_private = true;
         c.webhook_secret = Some(WEBHOOK_SECRET.to_owned());
         c.webhook_retry_base_ms = 100;
@@ -49,6 +56,24 @@ fn verify(received: &Received) -> bool {
 
 fn create_with_callback(server: &TestServer, url: &str) -> Value {
     server.create(&user("ann"), json!({"callback_url": url, "metadata": {"k": "v"}}))
+}
+
+/// Sends one more webhook (a cancelled job's) through the dispatcher and waits until its
+/// attempt is recorded. Deliveries are claimed oldest due first, so by then every delivery
+/// that was due has been claimed too: a webhook that should not exist has had its chance.
+fn sentinel(server: &TestServer, url: &str) {
+    let job = create_with_callback(server, url);
+    let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
+    server.patch(&format!("{path}/cancel"), &user("ann"), json!({})).assert_status(200);
+    let seen = server.wait_for_job(&path, &user("ann"), Duration::from_secs(10), |j| {
+        !j["callback_status_code"].is_null()
+    });
+    assert!(!seen["callback_status_code"].is_null(), "the sentinel webhook was not sent");
+}
+
+/// How many of `receiver`'s requests are about `job`.
+fn about(receiver: &Receiver, job: &Value) -> usize {
+    receiver.received().iter().filter(|r| r.json["job_id"] == job["id"]).count()
 }
 
 #[test]
@@ -126,7 +151,8 @@ fn the_signature_header_is_the_hmac_of_id_timestamp_and_the_exact_body() {
 #[test]
 fn a_receiver_that_fails_twice_gets_three_attempts_with_one_webhook_id() {
     let receiver = Receiver::scripted(&[500, 503]);
-    let server = server();
+    let clock = OffsetClock::new();
+    let server = server_at(&clock);
     let job = create_with_callback(&server, &receiver.url);
     let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
     server.patch(&format!("{path}/cancel"), &user("ann"), json!({})).assert_status(200);
@@ -150,9 +176,10 @@ fn a_receiver_that_fails_twice_gets_three_attempts_with_one_webhook_id() {
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} missing from:\n{metrics}");
     }
-    // No fourth attempt.
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(receiver.received().len(), 3);
+    // No fourth attempt, even once any retry delay has passed.
+    clock.advance(TimeDelta::hours(1));
+    sentinel(&server, &receiver.url);
+    assert_eq!(about(&receiver, &job), 3);
 }
 
 #[test]
@@ -186,7 +213,9 @@ fn an_unreachable_receiver_leaves_callback_error_and_the_job_completed() {
 #[test]
 fn a_non_2xx_answer_is_recorded_as_the_error() {
     let receiver = Receiver::scripted(&[404, 404, 404]);
+    let clock = OffsetClock::new();
     let server = TestServer::start_with(|c| {
+        c.clock = clock.clock();
         c.webhook_allow_private = true;
         c.webhook_retry_base_ms = 50;
         c.webhook_max_attempts = 3;
@@ -200,8 +229,9 @@ fn a_non_2xx_answer_is_recorded_as_the_error() {
     });
     assert_eq!(seen["callback_status_code"], 404);
     assert!(seen["callback_error"].as_str().unwrap().contains("404"));
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(receiver.received().len(), 3, "gave up after max attempts");
+    clock.advance(TimeDelta::hours(1));
+    sentinel(&server, &receiver.url);
+    assert_eq!(about(&receiver, &job), 3, "gave up after max attempts");
     // Unsigned without a secret.
     assert!(!receiver.received()[0].headers.contains_key("webhook-signature"));
 }
@@ -218,14 +248,14 @@ fn non_terminal_changes_send_nothing() {
         .patch(&path, &token, json!({"status": "running", "metadata": {"p": 0.1}}))
         .assert_status(200);
     server.patch(&path, &token, json!({"metadata": {"p": 0.5}, "ttft_ns": 10})).assert_status(200);
-    std::thread::sleep(Duration::from_millis(800));
-    assert!(receiver.received().is_empty());
+    sentinel(&server, &receiver.url);
+    assert_eq!(about(&receiver, &job), 0);
     server.patch(&path, &token, json!({"status": "completed"})).assert_status(200);
-    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).len(), 1);
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(10)).len(), 2);
     // A cancel of the finished job changes nothing and sends nothing more.
     server.patch(&format!("{path}/cancel"), &token, json!({})).assert_status(409);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(receiver.received().len(), 1);
+    sentinel(&server, &receiver.url);
+    assert_eq!(about(&receiver, &job), 1);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::TimeDelta;
+use jobs_domain::OffsetClock;
 use jobs_tests::receiver::Receiver;
 use jobs_tests::*;
 use reqwest::Method;
@@ -146,13 +148,18 @@ fn the_claimer_renews_its_lease_and_another_worker_gets_a_conflict() {
 #[test]
 fn a_lapsed_lease_expires_the_job_and_fires_its_webhook() {
     let receiver = Receiver::start();
-    let server = TestServer::start_with(|c| c.webhook_allow_private = true);
+    let clock = OffsetClock::new();
+    let server = TestServer::start_with(|c| {
+        c.webhook_allow_private = true;
+        c.clock = clock.clock();
+    });
     let ann = user("ann");
     let w = worker("w1");
     let job = submit(&server, &ann, json!({"callback_url": receiver.url}));
     let path = format!("/api/jobs/{job}");
-    let claimed = claim(&server, &w, json!({"lease_seconds": 1}));
+    let claimed = claim(&server, &w, json!({"lease_seconds": 60}));
     assert_eq!(claimed.id(), job);
+    clock.advance(TimeDelta::seconds(61));
     let started = Instant::now();
     let expired =
         server.wait_for_job(&path, &ann, Duration::from_secs(7), |j| j["status"] == "expired");
@@ -169,19 +176,30 @@ fn a_lapsed_lease_expires_the_job_and_fires_its_webhook() {
 
 #[test]
 fn progress_updates_by_the_claimer_keep_a_short_lease_alive() {
-    let server = TestServer::start();
+    let clock = OffsetClock::new();
+    let server = TestServer::start_with(|c| c.clock = clock.clock());
     let ann = user("ann");
     let w = worker("w1");
     let job = submit(&server, &ann, json!({}));
     let path = format!("/api/jobs/{job}");
-    claim(&server, &w, json!({"lease_seconds": 2})).assert_status(200);
-    let until = Instant::now() + Duration::from_secs(4);
+    claim(&server, &w, json!({"lease_seconds": 60})).assert_status(200);
     let mut progress = 0.0;
-    while Instant::now() < until {
+    for _ in 0..5 {
+        // 200 s in all, in steps shorter than the lease.
+        clock.advance(TimeDelta::seconds(40));
         progress += 0.05;
         let update = json!({"metadata": {"progress": progress}});
         server.patch(&path, &w, update).assert_status(200);
-        std::thread::sleep(Duration::from_millis(400));
     }
+    // A running job that is due shows when the sweeper has looked after the last jump.
+    let canary = server.create(&ann, json!({"timeout_seconds": 1}));
+    let canary_path = format!("/api/jobs/{}", canary["id"].as_str().unwrap());
+    for step in ["pending", "running"] {
+        server.patch(&canary_path, &ann, json!({"status": step})).assert_status(200);
+    }
+    clock.advance(TimeDelta::seconds(40));
+    let swept = server
+        .wait_for_job(&canary_path, &ann, Duration::from_secs(5), |j| j["status"] == "expired");
+    assert_eq!(swept["status"], "expired", "the sweeper did not run within 5 s");
     assert_eq!(server.get(&path, &ann).body["status"], "running");
 }

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use jobs_domain::{now, Job, JobId, JobStatus, NewJob, Owner};
+use jobs_domain::{Job, JobId, JobStatus, NewJob, Owner};
 
 use super::{Created, JobStore, IDEMPOTENCY_WINDOW, MAX_CAS_ATTEMPTS};
 use crate::events;
@@ -31,7 +31,7 @@ impl JobStore {
         let mut conn = self.conn()?;
         let start = |job: Job| Job { status, ..job };
         let Some(key) = key else {
-            let job = start(Job::create(JobId::generate(), owner, new, now()));
+            let job = start(Job::create(JobId::generate(), owner, new, self.now()));
             conn.transaction(|conn| {
                 events::sequence(conn)?;
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
@@ -46,7 +46,7 @@ impl JobStore {
             hash.push_str(status.as_str());
         }
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let job = start(Job::create(JobId::generate(), owner.clone(), new.clone(), now()));
+            let job = start(Job::create(JobId::generate(), owner.clone(), new.clone(), self.now()));
             let key_row = IdempotencyRow {
                 org_id: owner.org_id.clone(),
                 user_id: owner.user_id.clone(),
@@ -80,7 +80,7 @@ impl JobStore {
                 .first(&mut conn)
                 .optional()?;
             let Some(existing) = existing else { continue };
-            if existing.created_at > (now() - IDEMPOTENCY_WINDOW).naive_utc() {
+            if existing.created_at > (self.now() - IDEMPOTENCY_WINDOW).naive_utc() {
                 if existing.request_hash != hash {
                     return Err(StoreError::IdempotencyMismatch);
                 }
