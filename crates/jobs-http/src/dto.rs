@@ -229,7 +229,7 @@ fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::
 }
 
 /// [`integer`], optional and nullable.
-fn nullable_integer<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn nullable_integer<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]

@@ -131,6 +131,15 @@ impl Modify for FieldRules {
                 }
             }
         }
+        // Claims and heartbeats take an optional body (an empty body means `{}`); utoipa
+        // marks every request body required.
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path.ends_with("/claim") || path.ends_with("/heartbeat") {
+                if let Some(body) = item.post.as_mut().and_then(|op| op.request_body.as_mut()) {
+                    body.required = Some(utoipa::openapi::Required::False);
+                }
+            }
+        }
         for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete];
             for operation in operations.into_iter().flatten() {

@@ -38,6 +38,7 @@ pub struct ClaimRequest {
     pub folder_id: Option<String>,
     /// The lease length in seconds (default 60): renew it within that time with a
     /// heartbeat or an update, or the job expires.
+    #[serde(default, deserialize_with = "crate::dto::nullable_integer")]
     #[schema(minimum = 1, maximum = 3600)]
     pub lease_seconds: Option<i64>,
 }
@@ -47,6 +48,7 @@ pub struct ClaimRequest {
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     /// A new lease length in seconds (default: the claim's).
+    #[serde(default, deserialize_with = "crate::dto::nullable_integer")]
     #[schema(minimum = 1, maximum = 3600)]
     pub lease_seconds: Option<i64>,
 }
