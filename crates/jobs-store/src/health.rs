@@ -139,13 +139,6 @@ impl JobStore {
         }
     }
 
-    /// A database round trip.
-    pub fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.conn()?;
-        diesel::sql_query("SELECT 1").execute(&mut conn)?;
-        Ok(())
-    }
-
     /// Readiness: commits a one-row write, within about a second. `Unavailable` when no
     /// connection comes within [`READY_CHECKOUT`] (at once while the database is known
     /// down), or when the write cannot take its lock or commit (a full disk, a read-only
