@@ -1,14 +1,11 @@
 //! The change stream (`GET /api/events`): Server-Sent Events of every event on the jobs a
 //! caller can see, as they commit.
 //!
-//! The table is the truth. One tailer per process learns of new events (woken by this
-//! process's writes, by PostgreSQL notifications from other replicas, and by a poll every
-//! second in case a wake-up is missed) and publishes the newest id on a watch channel;
-//! each stream wakes on it and reads its own events after its cursor. An idle stream holds
-//! no database connection and no thread.
+//! How events reach the streams is [`hub`]'s story.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+mod hub;
+
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -18,7 +15,7 @@ use jobs_domain::event::EventType;
 use jobs_domain::{JobId, JobType, Visibility};
 use jobs_store::{EventFilter, EventWithJob, JobStore};
 use serde::Deserialize;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
@@ -34,95 +31,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The tailer looks at the table at least this often.
 pub const POLL: Duration = Duration::from_secs(1);
 /// Events read per round trip.
-const PAGE: i64 = 500;
+pub(crate) const PAGE: i64 = 500;
 
-/// What the streams of one process share.
-#[derive(Debug)]
-pub struct EventHub {
-    latest: watch::Sender<i64>,
-    wake: Notify,
-    closing: watch::Sender<bool>,
-    open: Mutex<HashMap<(String, String), usize>>,
-    max_per_user: usize,
-}
-
-impl EventHub {
-    /// A hub allowing `max_per_user` open streams per user.
-    pub fn new(max_per_user: usize) -> Arc<EventHub> {
-        Arc::new(EventHub {
-            latest: watch::channel(0).0,
-            wake: Notify::new(),
-            closing: watch::channel(false).0,
-            open: Mutex::new(HashMap::new()),
-            max_per_user,
-        })
-    }
-
-    /// Tells the tailer that events may have committed (a write here, or a notification).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Ends every stream (graceful shutdown).
-    pub fn close(&self) {
-        self.closing.send_replace(true);
-    }
-
-    /// Streams open now.
-    pub fn open_streams(&self) -> usize {
-        self.open.lock().map(|m| m.values().sum()).unwrap_or(0)
-    }
-
-    /// Follows the table: publishes the newest event id whenever it grows. Runs until the
-    /// process ends (restarted by the supervisor if it fails).
-    pub async fn tail(self: Arc<Self>, store: JobStore) {
-        loop {
-            let store = store.clone();
-            match web::block(move || store.last_event_id()).await {
-                Ok(Ok(id)) => {
-                    self.latest.send_if_modified(|latest| {
-                        let grew = id > *latest;
-                        *latest = (*latest).max(id);
-                        grew
-                    });
-                }
-                Ok(Err(err)) => log::warn!(target: "jobs::events", "reading the event log: {err}"),
-                Err(err) => log::warn!(target: "jobs::events", "event tailer: {err}"),
-            }
-            let _ = actix_web::rt::time::timeout(POLL, self.wake.notified()).await;
-        }
-    }
-
-    fn acquire(self: &Arc<Self>, key: (String, String)) -> Result<Slot, ApiError> {
-        let mut open = self.open.lock().map_err(|e| ApiError::internal(e.to_string()))?;
-        let count = open.entry(key.clone()).or_insert(0);
-        if *count >= self.max_per_user {
-            return Err(ApiError::rate_limited(1).with_details(serde_json::json!({
-                "retry_after_seconds": 1, "max_streams_per_user": self.max_per_user})));
-        }
-        *count += 1;
-        Ok(Slot { hub: self.clone(), key })
-    }
-}
-
-/// One open stream of a user; released when the stream ends.
-struct Slot {
-    hub: Arc<EventHub>,
-    key: (String, String),
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.hub.open.lock() {
-            if let Some(count) = open.get_mut(&self.key) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    open.remove(&self.key);
-                }
-            }
-        }
-    }
-}
+pub use hub::EventHub;
+use hub::Slot;
 
 /// Change stream parameters.
 #[derive(Deserialize, IntoParams, Debug)]
@@ -247,6 +159,7 @@ pub async fn stream_events(
         filter,
         cursor: resume.unwrap_or(cursor),
         latest: hub.latest.subscribe(),
+        hub: hub.clone(),
         closing: hub.closing.subscribe(),
         pending,
         fresh: true,
@@ -265,6 +178,7 @@ struct Stream {
     vis: Visibility,
     filter: EventFilter,
     cursor: i64,
+    hub: std::sync::Arc<EventHub>,
     latest: watch::Receiver<i64>,
     closing: watch::Receiver<bool>,
     pending: VecDeque<Bytes>,
@@ -273,12 +187,16 @@ struct Stream {
     _slot: Slot,
 }
 
-fn message(item: EventWithJob) -> Bytes {
+/// The SSE message of one event.
+fn message(item: &EventWithJob) -> Bytes {
     let ty = item.event.event_type.as_str();
     let id = item.event.id;
-    let mut data = serde_json::to_value(EventView::from(item.event)).unwrap_or_default();
+    let mut data = serde_json::to_value(EventView::from(item.event.clone())).unwrap_or_default();
     if let Some(object) = data.as_object_mut() {
-        let job = item.job.map(|j| serde_json::to_value(JobView::from(j)).unwrap_or_default());
+        let job = item
+            .job
+            .as_ref()
+            .map(|j| serde_json::to_value(JobView::from(j.clone())).unwrap_or_default());
         object.insert("job".to_owned(), job.unwrap_or(serde_json::Value::Null));
     }
     Bytes::from(format!("id: {id}\nevent: {ty}\ndata: {data}\n\n"))
@@ -293,26 +211,37 @@ async fn next_message(mut s: Stream) -> Option<(Result<Bytes, actix_web::Error>,
             return None;
         }
         if s.fresh || s.latest.has_changed().unwrap_or(false) {
-            s.latest.borrow_and_update();
+            // Everything up to `known` had committed before the table is read below.
+            let known = *s.latest.borrow_and_update();
+            if let Some(taken) = s.hub.take_after(&s.vis, &s.filter, s.cursor) {
+                s.cursor = taken.through;
+                s.pending.extend(taken.messages);
+                s.fresh = false;
+                continue;
+            }
+            // Further behind than the hub holds: read the table.
             let (store, vis, filter, after) =
                 (s.store.clone(), s.vis.clone(), s.filter.clone(), s.cursor);
             let read = web::block(move || store.events_after(&vis, &filter, after, PAGE)).await;
-            let events = match read {
-                Ok(Ok(events)) => events,
-                Ok(Err(err)) => {
-                    log::warn!(target: "jobs::events", "stream read: {err}");
-                    Vec::new()
-                }
-                Err(err) => {
-                    log::warn!(target: "jobs::events", "stream read: {err}");
-                    Vec::new()
-                }
-            };
+            let events =
+                match read.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                    Ok(events) => events,
+                    Err(err) => {
+                        // Nothing is skipped: the cursor stays, and the next change retries.
+                        log::warn!(target: "jobs::events", "stream read: {err}");
+                        s.fresh = false;
+                        continue;
+                    }
+                };
             s.fresh = events.len() as i64 >= PAGE;
             if let Some(last) = events.last() {
                 s.cursor = last.event.id;
             }
-            s.pending.extend(events.into_iter().map(message));
+            if !s.fresh {
+                // A short page saw every matching event up to `known`.
+                s.cursor = s.cursor.max(known);
+            }
+            s.pending.extend(events.iter().map(message));
             continue;
         }
         tokio::select! {

@@ -33,13 +33,51 @@ pub struct EventFilter {
     pub types: Vec<EventType>,
 }
 
+impl EventFilter {
+    /// Whether `vis` may see this event and the filter wants it: the rule of
+    /// [`JobStore::events_after`]'s query, for events already in memory (a process reads the
+    /// log once and hands each event to the streams that want it).
+    pub fn matches(&self, vis: &Visibility, item: &EventWithJob) -> bool {
+        let (event, subject) = (&item.event, &item.subject);
+        vis.can_see_user(&subject.org_id, &subject.user_id)
+            && (self.job_ids.is_empty() || self.job_ids.contains(&event.job_id))
+            && self.job_type.is_none_or(|t| t.as_str() == subject.job_type)
+            && self.agent_id.as_ref().is_none_or(|a| subject.agent_id.as_ref() == Some(a))
+            && (self.types.is_empty() || self.types.contains(&event.event_type))
+    }
+}
+
 /// An event and its job as it is now (`None` once deleted).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventWithJob {
     /// The event.
     pub event: Event,
+    /// Whose job it is about, as recorded with the event (it outlives the job).
+    pub subject: EventSubject,
     /// The job, if it still exists.
     pub job: Option<Job>,
+}
+
+/// The owner, type and agent of the job an event is about, as recorded with the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSubject {
+    /// The job's organization.
+    pub org_id: String,
+    /// The job's owner.
+    pub user_id: String,
+    /// The job's type (as stored).
+    pub job_type: String,
+    /// The job's agent.
+    pub agent_id: Option<String>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = job_events)]
+struct SubjectRow {
+    org_id: String,
+    user_id: String,
+    job_type: String,
+    agent_id: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -110,50 +148,14 @@ impl JobStore {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventWithJob>> {
-        let mut conn = self.conn()?;
-        let mut query = job_events::table
-            .filter(job_events::id.gt(after))
-            .filter(job_events::org_id.eq(&vis.org_id))
-            .into_boxed();
-        if let Some(user) = &vis.user_id {
-            query = query.filter(job_events::user_id.eq(user));
-        }
-        if !filter.job_ids.is_empty() {
-            let ids: Vec<String> = filter.job_ids.iter().map(ToString::to_string).collect();
-            query = query.filter(job_events::job_id.eq_any(ids));
-        }
-        if let Some(job_type) = filter.job_type {
-            query = query.filter(job_events::job_type.eq(job_type.as_str()));
-        }
-        if let Some(agent) = &filter.agent_id {
-            query = query.filter(job_events::agent_id.eq(agent));
-        }
-        if !filter.types.is_empty() {
-            let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
-            query = query.filter(job_events::event_type.eq_any(types));
-        }
-        let rows: Vec<EventRow> = query
-            .order(job_events::id.asc())
-            .limit(limit)
-            .select(EventRow::as_select())
-            .load(&mut conn)?;
-        let events = rows.into_iter().map(EventRow::into_event).collect::<StoreResult<Vec<_>>>()?;
-        let mut ids: Vec<String> = events.iter().map(|e| e.job_id.to_string()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let found: Vec<JobRow> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            jobs::table.filter(jobs::id.eq_any(&ids)).select(JobRow::as_select()).load(&mut conn)?
-        };
-        let found = found.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
-        Ok(events
-            .into_iter()
-            .map(|event| {
-                let job = found.iter().find(|j| j.id == event.job_id).cloned();
-                EventWithJob { event, job }
-            })
-            .collect())
+        load_events(&mut *self.conn()?, Some(vis), filter, after, limit)
+    }
+
+    /// Up to `limit` events after `after` on every job of every organization, oldest first,
+    /// each with its job as it is now: what a process's tailer reads once for all of its
+    /// streams, which then apply [`EventFilter::matches`] themselves.
+    pub fn all_events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<EventWithJob>> {
+        load_events(&mut *self.conn()?, None, &EventFilter::default(), after, limit)
     }
 
     /// The newest event id (0 when there is none).
@@ -201,4 +203,61 @@ impl JobStore {
                 .execute(conn)?)
         })
     }
+}
+
+fn load_events(
+    conn: &mut crate::db::DbConnection,
+    vis: Option<&Visibility>,
+    filter: &EventFilter,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<EventWithJob>> {
+    let mut query = job_events::table.filter(job_events::id.gt(after)).into_boxed();
+    if let Some(vis) = vis {
+        query = query.filter(job_events::org_id.eq(&vis.org_id));
+        if let Some(user) = &vis.user_id {
+            query = query.filter(job_events::user_id.eq(user));
+        }
+    }
+    if !filter.job_ids.is_empty() {
+        let ids: Vec<String> = filter.job_ids.iter().map(ToString::to_string).collect();
+        query = query.filter(job_events::job_id.eq_any(ids));
+    }
+    if let Some(job_type) = filter.job_type {
+        query = query.filter(job_events::job_type.eq(job_type.as_str()));
+    }
+    if let Some(agent) = &filter.agent_id {
+        query = query.filter(job_events::agent_id.eq(agent));
+    }
+    if !filter.types.is_empty() {
+        let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
+        query = query.filter(job_events::event_type.eq_any(types));
+    }
+    let rows: Vec<(EventRow, SubjectRow)> = query
+        .order(job_events::id.asc())
+        .limit(limit)
+        .select((EventRow::as_select(), SubjectRow::as_select()))
+        .load(conn)?;
+    let mut ids: Vec<&str> = rows.iter().map(|(e, _)| e.job_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let found: Vec<JobRow> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        jobs::table.filter(jobs::id.eq_any(&ids)).select(JobRow::as_select()).load(conn)?
+    };
+    let found = found.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(event, s)| {
+            let event = event.into_event()?;
+            let job = found.iter().find(|j| j.id == event.job_id).cloned();
+            let subject = EventSubject {
+                org_id: s.org_id,
+                user_id: s.user_id,
+                job_type: s.job_type,
+                agent_id: s.agent_id,
+            };
+            Ok(EventWithJob { event, subject, job })
+        })
+        .collect()
 }

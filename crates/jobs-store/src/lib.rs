@@ -23,7 +23,9 @@ pub use changes::{ChangeListener, ChangeNotice, CHANNEL};
 pub use claims::ClaimFilter;
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{Cause, StoreError, StoreResult};
-pub use event_log::{deleted_events_cutoff, EventFilter, EventWithJob, DELETED_EVENTS_KEPT};
+pub use event_log::{
+    deleted_events_cutoff, EventFilter, EventSubject, EventWithJob, DELETED_EVENTS_KEPT,
+};
 pub use events::EventContext;
 pub use health::{DOWN_CHECKOUT, READY_CHECKOUT};
 pub use outbox::{Attempt, Delivery, NextStep};
