@@ -40,8 +40,8 @@ fn server_bin() -> String {
     })
 }
 
-/// Resident and peak resident memory of a process, in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
+/// Resident and peak resident memory of a process, in MiB, and its number of threads.
+fn memory_mib(pid: u32) -> (f64, f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -51,7 +51,7 @@ fn memory_mib(pid: u32) -> (f64, f64) {
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field("VmRSS:"), field("VmHWM:"), field("Threads:") * 1024.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -95,7 +95,7 @@ fn main() {
             assert!(Instant::now() < deadline, "server never became ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (idle_rss, _) = memory_mib(pid);
+        let (idle_rss, _, _) = memory_mib(pid);
 
         // The waited-on jobs and their ETags.
         let mut jobs = Vec::new();
@@ -134,7 +134,7 @@ fn main() {
         }
         // Let every request reach the server (the client cannot see when it is held).
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let (held_rss, _) = memory_mib(pid);
+        let (held_rss, _, threads) = memory_mib(pid);
 
         // Change each job once, one after the other, and time each waiter's answer.
         let mut changed_at = Vec::new();
@@ -156,10 +156,10 @@ fn main() {
             wakeups.push(at.saturating_duration_since(changed_at[job]));
         }
         wakeups.sort();
-        let (_, peak) = memory_mib(pid);
+        let (_, peak, _) = memory_mib(pid);
         println!(
             "{waiters} waiters on {waited_jobs} jobs: server RSS idle {idle_rss:.1} MiB, \
-             holding {held_rss:.1} MiB, peak {peak:.1} MiB"
+             holding {held_rss:.1} MiB ({threads} threads), peak {peak:.1} MiB"
         );
         println!(
             "wake-up after a change: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

@@ -38,6 +38,10 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     workers: Option<usize>,
+    /// Blocking threads per worker: no more than the pool has connections, since every
+    /// blocking task holds one; a burst of requests queues in the runtime instead of
+    /// starting hundreds of threads that would wait for a connection.
+    blocking_threads: usize,
     webhooks: WebhookSettings,
     sweeper: SweeperSettings,
     /// When no secret was configured: a token signed with the development secret.
@@ -197,6 +201,7 @@ impl Application {
                 events: jobs_http::EventHub::new(config.max_streams_per_user.max(1)),
             },
             workers: config.workers,
+            blocking_threads: config.pool_size.max(1) as usize,
             webhooks,
             sweeper: SweeperSettings {
                 retention: config.retention_days.map(|d| chrono::TimeDelta::days(i64::from(d))),
@@ -247,6 +252,7 @@ impl Application {
                 .default_service(web::to(jobs_http::not_found))
         })
         .shutdown_timeout(30)
+        .worker_max_blocking_threads(self.blocking_threads)
         // actix treats SIGINT as a forced shutdown that drops in-flight requests; both
         // signals are handled here instead, gracefully.
         .disable_signals();
