@@ -327,7 +327,8 @@ pub struct JobIdPath {
 #[allow(dead_code)]
 pub struct ActingUser {
     /// Act for this user: a no-op when it is the token's `sub`, otherwise it needs the
-    /// `jobs:admin` scope (403 without it).
+    /// `jobs:admin` scope (403 without it). `user-id` is accepted as an alias, for proxies
+    /// that drop header names with underscores; both with different values is 422.
     #[param(rename = "user_id")]
     pub user_id: Option<String>,
 }

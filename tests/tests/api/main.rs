@@ -20,5 +20,6 @@ mod ratelimit;
 mod routing;
 mod stream;
 mod sweeps;
+mod user_header;
 mod webhooks;
 mod workers;
