@@ -16,6 +16,7 @@ mod limits;
 mod listing;
 mod observability;
 mod openapi;
+mod openapi_clients;
 mod ratelimit;
 mod routing;
 mod stream;
