@@ -53,9 +53,9 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
         crate::workers::SubmitStatus, crate::openapi::MetadataDto, crate::openapi::ErrorTypeDto,
         crate::openapi::ErrorDetailsDto)),
     modifiers(&BearerAuth, &RateLimitedResponses, &FieldRules, &Wiring),
-    tags((name = "jobs", description = "Jobs and their lifecycle"),
-        (name = "workers", description = "Claims and leases: how workers take and keep jobs"),
-        (name = "health", description = "Liveness and readiness"))
+    tags((name = "health", description = "Liveness, readiness and metrics"),
+        (name = "jobs", description = "Jobs and their lifecycle"),
+        (name = "workers", description = "Claims and leases: how workers take and keep jobs"))
 )]
 pub struct ApiDoc;
 
