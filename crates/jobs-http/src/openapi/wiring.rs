@@ -146,7 +146,11 @@ fn wire_responses(operation: &mut Operation) {
             *response = RefOr::Ref(Ref::new(format!("#/components/responses/{}", shared.name)));
             continue;
         }
+        // The bare answers of the connection handler carry no header of the API's.
         let RefOr::T(inline) = response else { continue };
+        if status == "4XX" {
+            continue;
+        }
         if status == "409" {
             if let (Some(example), Some(content)) =
                 (examples::conflict(&id), inline.content.get_mut("application/json"))
