@@ -146,6 +146,10 @@ fn headers_are_plain_strings_and_every_pattern_comes_with_an_example() {
             if param["in"] == "header" {
                 assert_eq!(schema["type"], "string", "{what}");
             }
+            // Swagger UI would fill an optional field with it, changing the request.
+            if param["required"] == false {
+                assert!(param.get("example").is_none(), "{what}");
+            }
             let item = if schema["type"] == "array" { &schema["items"] } else { schema };
             if item.get("pattern").is_some() {
                 assert!(item["examples"].is_array(), "{what}");

@@ -192,7 +192,13 @@ fn wire_parameter(param: &mut Parameter) {
     limit_id(&name, schema);
     if let Some(example) = example.filter(|_| schema.schema_type == Type::String.into()) {
         schema.examples = vec![example.clone()];
-        param.extensions.get_or_insert_with(Extensions::default).insert("example".into(), example);
+        // Swagger UI fills a parameter's field with its `example`: right for a required
+        // path id, wrong for optional filters, cursors and headers, which would change what
+        // "Try it out" asks for (a `user_id` another token may not use, two equal cursors).
+        if param.required == Required::True {
+            let extensions = param.extensions.get_or_insert_with(Extensions::default);
+            extensions.insert("example".into(), example);
+        }
     }
 }
 
