@@ -220,7 +220,7 @@ impl Caller {
         let admin = scopes.contains(&SCOPE_ADMIN);
         let worker = scopes.contains(&SCOPE_WORK);
 
-        let acting_as = match req.headers().get("user_id") {
+        let acting_as = match acting_user_header(req)? {
             None => None,
             Some(value) if value.as_bytes() == claims.sub.as_bytes() => None,
             // Anyone else (well-formed or not) needs admin first: 403 comes before 422.
@@ -244,6 +244,19 @@ impl Caller {
             limiter.check(&org_id, &claims.sub).map_err(ApiError::rate_limited)?;
         }
         Ok(Caller { org_id, subject: claims.sub, admin, acting_as, worker })
+    }
+}
+
+/// The `user_id` header, or its alias `user-id` (proxies such as nginx drop header names
+/// with underscores). Both given with different values is 422, whoever the caller is.
+fn acting_user_header(req: &HttpRequest) -> Result<Option<&header::HeaderValue>, ApiError> {
+    let headers = req.headers();
+    match (headers.get("user_id"), headers.get("user-id")) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::validation(
+            "user_id and user-id headers: given with different values; send one of them",
+        )
+        .with_details(serde_json::json!({"field": "user-id"}))),
+        (value, alias) => Ok(value.or(alias)),
     }
 }
 

@@ -73,6 +73,11 @@ mod rfc3339_micros {
     }
 }
 
+/// The pattern of a job id (the same as the `pattern` attributes below, which take only
+/// literals).
+pub const JOB_ID_PATTERN: &str =
+    "^job-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
 /// A job.
 #[derive(Serialize, ToSchema, Debug)]
 #[schema(as = Job)]
@@ -93,7 +98,7 @@ pub struct JobView {
     #[serde(serialize_with = "rfc3339_micros::option::serialize")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Free-form metadata; `progress` (0..1) is conventional.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::MetadataDto)]
     pub metadata: Metadata,
     /// Kind of work.
     #[schema(value_type = JobTypeDto)]
@@ -169,8 +174,8 @@ pub struct CreateJobRequest {
     /// Kind of work (default `job`).
     #[schema(value_type = Option<JobTypeDto>)]
     pub job_type: Option<JobType>,
-    /// Initial metadata (a JSON object).
-    #[schema(value_type = Option<Object>)]
+    /// Initial metadata (a JSON object; null means `{}`).
+    #[schema(value_type = Option<crate::openapi::MetadataDto>)]
     pub metadata: Option<Metadata>,
     /// Background flag (default false).
     pub background: Option<bool>,
@@ -201,7 +206,7 @@ pub struct UpdateJobRequest {
     pub status: Option<JobStatus>,
     /// A JSON merge patch (RFC 7396) applied to the job's metadata.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Object, nullable = false)]
+    #[schema(value_type = crate::openapi::MetadataDto, nullable = false)]
     pub metadata: Option<Metadata>,
     /// Time to first token, in nanoseconds.
     #[serde(default, deserialize_with = "present_integer")]
@@ -327,7 +332,8 @@ pub struct JobIdPath {
 #[allow(dead_code)]
 pub struct ActingUser {
     /// Act for this user: a no-op when it is the token's `sub`, otherwise it needs the
-    /// `jobs:admin` scope (403 without it).
+    /// `jobs:admin` scope (403 without it). `user-id` is accepted as an alias, for proxies
+    /// that drop header names with underscores; both with different values is 422.
     #[param(rename = "user_id")]
     pub user_id: Option<String>,
 }

@@ -24,17 +24,14 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct ErrorDetail {
-    /// A stable, machine-readable kind: `bad_request`, `invalid_cursor`, `unauthorized`,
-    /// `forbidden`, `job_not_found`, `not_found`, `method_not_allowed`,
-    /// `invalid_job_status_transition`, `conflict`, `precondition_failed`, `payload_too_large`,
-    /// `unsupported_media_type`, `validation_error`, `rate_limited`, `internal_error`,
-    /// `unavailable`.
+    /// A stable, machine-readable code.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::openapi::ErrorTypeDto)]
     pub kind: String,
     /// A sentence for people.
     pub message: String,
     /// Facts a client can act on (for example `current_status`), or null.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::ErrorDetailsDto>, required = true)]
     pub details: Option<Value>,
 }
 

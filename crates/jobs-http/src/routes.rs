@@ -16,7 +16,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::handlers;
-use crate::openapi::FieldRules;
+use crate::openapi::{FieldRules, Wiring};
 use crate::ratelimit::RateLimitedResponses;
 use crate::AppState;
 use jobs_store::StoreError;
@@ -50,11 +50,12 @@ with a trailing slash for the list). Authenticate with `Authorization: Bearer <J
     ),
     components(schemas(OrderDto, OrderByDto, JobView, JobStatusDto, JobTypeDto, CreateJobRequest, UpdateJobRequest,
         ErrorBody, ErrorDetail, Health, crate::workers::ClaimRequest, crate::workers::HeartbeatRequest,
-        crate::workers::SubmitStatus)),
-    modifiers(&BearerAuth, &RateLimitedResponses, &FieldRules),
-    tags((name = "jobs", description = "Jobs and their lifecycle"),
-        (name = "workers", description = "Claims and leases: how workers take and keep jobs"),
-        (name = "health", description = "Liveness and readiness"))
+        crate::workers::SubmitStatus, crate::openapi::MetadataDto, crate::openapi::ErrorTypeDto,
+        crate::openapi::ErrorDetailsDto)),
+    modifiers(&BearerAuth, &RateLimitedResponses, &FieldRules, &Wiring),
+    tags((name = "health", description = "Liveness, readiness and metrics"),
+        (name = "jobs", description = "Jobs and their lifecycle"),
+        (name = "workers", description = "Claims and leases: how workers take and keep jobs"))
 )]
 pub struct ApiDoc;
 

@@ -122,8 +122,9 @@ fn parse_request(req: &HttpRequest) -> Result<(EventFilter, Option<i64>), ApiErr
     params(StreamParams, crate::dto::ActingUser,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses(
-        (status = 200, description = "A stream of events, one SSE message each",
-            content_type = "text/event-stream", body = EventView),
+        (status = 200, description = "A stream of Server-Sent Events, one message per event: \
+each `data` line is an `Event` (see the schema) with a `job` member added",
+            content_type = "text/event-stream", body = String),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Missing scope", body = ErrorBody),
         (status = 422, description = "Bad parameter", body = ErrorBody),

@@ -1,5 +1,7 @@
 //! OpenAPI pieces the handlers and DTOs share: the error responses every job route can
-//! answer, and the field constraints, built from the same constants the checks use.
+//! answer, and the field constraints, built from the same constants the checks use; the
+//! hand-written schemas (`schemas`), the examples (`examples`) and the last pass over the
+//! document (`wiring`).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,13 @@ use utoipa::{IntoResponses, Modify, ToSchema};
 use crate::dto::CreateJobRequest;
 use crate::error::ErrorBody;
 use crate::headers::HEADER_TEXT_PATTERN;
+
+mod examples;
+mod schemas;
+mod wiring;
+
+pub use schemas::{ErrorDetailsDto, ErrorTypeDto, MetadataDto, ERROR_TYPES};
+pub use wiring::{example_for, Wiring, JOB_ID_CHARS, JOB_ID_EXAMPLE};
 
 /// An error response: the one error body, with a description.
 pub fn error_response(description: &str) -> RefOr<Response> {
