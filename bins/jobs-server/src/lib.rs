@@ -3,7 +3,6 @@
 
 pub mod config;
 mod docs;
-mod listen;
 pub mod logging;
 pub mod metrics;
 mod notify;
@@ -234,7 +233,6 @@ impl Application {
             sweeper::run(store.clone(), metrics.clone(), sweeper.clone())
         }));
         actix_web::rt::spawn(jobs_http::wait::close_on_signal(self.state.notifier.clone()));
-        actix_web::rt::spawn(listen::run(self.state.store.clone(), self.state.notifier.clone()));
         let state = web::Data::new(self.state);
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

@@ -1,5 +1,6 @@
-//! What keeps the change streams of this process fed and lets them end: the event tailer,
-//! the PostgreSQL listener (events committed through any replica), and the shutdown signal.
+//! What keeps the change streams and held requests of this process fed and lets streams
+//! end: the event tailer, the PostgreSQL listener (changes and events committed through
+//! any replica), and the shutdown signal.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,17 +28,32 @@ pub(crate) fn start(state: &AppState, metrics: Arc<BackgroundMetrics>, url: &str
     });
 
     let Ok(url @ DatabaseUrl::Postgres(_)) = DatabaseUrl::parse(url) else { return };
-    let hub = state.events.clone();
+    let (hub, notifier) = (state.events.clone(), state.notifier.clone());
     let stopping = Arc::new(AtomicBool::new(false));
     let stop = stopping.clone();
-    // A plain thread: the listener blocks on its connection. It is restarted after a delay
-    // whenever the connection fails; meanwhile the tailer's own poll keeps streams fed.
+    // One listening connection per process wakes both the change streams and the held
+    // requests. A plain thread: the listener polls its connection every 20 ms. It is
+    // restarted after a delay whenever the connection fails; meanwhile the tailer's own
+    // poll keeps streams fed (held requests time out as usual).
+    let on_notices = move |notices: &[jobs_store::ChangeNotice]| {
+        hub.wake();
+        if notices.is_empty() {
+            // (Re)connected: notices may have been missed; claimers look again.
+            notifier.pending_added();
+        }
+        for notice in notices {
+            notifier.job_id_changed(notice.job_id);
+            if notice.pending {
+                notifier.pending_added();
+            }
+        }
+    };
     let spawned = std::thread::Builder::new().name("jobs-listen".into()).spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             let stopped = || stop.load(Ordering::Relaxed);
-            if let Err(err) = jobs_store::events::listen(&url, &|| hub.wake(), &stopped) {
-                log::warn!(target: "jobs::events", "event listener failed: {err}; restarting");
-                metrics.background_restart("event_listener");
+            if let Err(err) = jobs_store::changes::listen(&url, &on_notices, &stopped) {
+                log::warn!(target: "jobs::listen", "change listener failed: {err}; restarting");
+                metrics.background_restart("change_listener");
             }
             std::thread::sleep(RESTART_DELAY);
         }

@@ -1,14 +1,14 @@
 //! Change notices across processes (PostgreSQL): every write sends `NOTIFY jobs_changes`
 //! with the job id inside its transaction, and each process listens on one connection of
-//! its own, so that requests held on one replica wake when another replica changes a job.
-//! On SQLite (one process) there is nothing to send or hear.
+//! its own, so that requests held on one replica, and its change streams, wake when
+//! another replica changes a job (or writes an event). On SQLite (one process) there is
+//! nothing to send or hear.
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use jobs_domain::{Job, JobId, JobStatus};
 
 use crate::db::{DatabaseUrl, DbConnection};
-use crate::store::JobStore;
 use crate::{StoreError, StoreResult};
 
 /// The channel the notices go on.
@@ -47,37 +47,47 @@ fn parse(payload: &str) -> Option<ChangeNotice> {
     Some(ChangeNotice { job_id: JobId::parse(id).ok()?, pending })
 }
 
-/// One process's listening connection (PostgreSQL only).
-pub struct ChangeListener {
-    conn: diesel::pg::PgConnection,
-}
+/// How often the listener looks for notices that arrived (diesel offers no wait on its
+/// socket; a look is one non-blocking read).
+const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How often the listener proves its connection still works.
+const LISTEN_PING: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl std::fmt::Debug for ChangeListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChangeListener")
-    }
-}
-
-impl ChangeListener {
-    /// Opens a connection of its own (not one of the pool's) and listens; `None` on SQLite.
-    pub fn open(store: &JobStore) -> StoreResult<Option<ChangeListener>> {
-        let DatabaseUrl::Postgres(url) = &store.url else { return Ok(None) };
-        let mut conn = diesel::pg::PgConnection::establish(url).map_err(|e| {
-            StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}").into())
-        })?;
-        diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
-        Ok(Some(ChangeListener { conn }))
-    }
-
-    /// The notices received since the last call (never blocks). An error means the
-    /// connection is lost: open a new listener.
-    pub fn poll(&mut self) -> StoreResult<Vec<ChangeNotice>> {
+/// PostgreSQL: listens on a connection of its own (not one of the pool's) for the notices
+/// of every replica and hands each batch to `on_notices`, until the connection fails (an
+/// error: listen again) or `stop` returns true. Blocks: run it on a thread of its own. On
+/// SQLite there is nothing to listen to: returns at once.
+///
+/// Notices sent while nobody listened are lost: `on_notices` is first called with an empty
+/// batch once the connection listens, so that the caller looks at the table again.
+pub fn listen(
+    url: &DatabaseUrl,
+    on_notices: &dyn Fn(&[ChangeNotice]),
+    stop: &dyn Fn() -> bool,
+) -> StoreResult<()> {
+    use diesel::connection::SimpleConnection;
+    let DatabaseUrl::Postgres(raw) = url else { return Ok(()) };
+    let mut conn = diesel::pg::PgConnection::establish(raw).map_err(|e| {
+        StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}").into())
+    })?;
+    conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    on_notices(&[]);
+    let mut pinged = std::time::Instant::now();
+    while !stop() {
         let mut notices = Vec::new();
-        for notice in self.conn.notifications_iter() {
+        for notice in conn.notifications_iter() {
             notices.extend(parse(&notice?.payload));
         }
-        Ok(notices)
+        if !notices.is_empty() {
+            on_notices(&notices);
+        }
+        if pinged.elapsed() >= LISTEN_PING {
+            conn.batch_execute("SELECT 1")?;
+            pinged = std::time::Instant::now();
+        }
+        std::thread::sleep(LISTEN_POLL);
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use jobs_domain::event::ChangeReason;
 use jobs_domain::{Job, JobId, JobType, JobUpdate, Visibility};
 
 use crate::db::{write_transaction, DbConnection};
-use crate::events::{self, Cause};
+use crate::events::Cause;
 use crate::schema::jobs;
 use crate::store::{change_on, JobStore, Reach};
 use crate::{StoreError, StoreResult};
@@ -97,9 +97,6 @@ impl JobStore {
         let observer = self.observer();
         for _ in 0..CLAIM_ATTEMPTS {
             let claimed = write_transaction(&mut conn, |conn| {
-                // The event sequencer first, before any row lock, like every other writer:
-                // so that no two transactions wait for each other's locks.
-                events::sequence(conn)?;
                 let Some(id) = next_candidate(conn, vis, filter)? else { return Ok(Some(None)) };
                 let Ok(id) = JobId::parse(&id) else { return Ok(None) };
                 let claim = |job: &Job| job.claim(worker, lease_seconds, self.now()).map(Some);

@@ -4,10 +4,15 @@
 //! miss an event committed later with a smaller id. On SQLite that holds by construction
 //! (one writer; AUTOINCREMENT never reuses an id). On PostgreSQL a sequence hands out ids
 //! before commit, so a transaction holding id 41 can commit after one holding 42. Every
-//! transaction that writes an event therefore first calls [`sequence`], which takes one
-//! transaction-level advisory lock: event-writing transactions take ids and commit one at
-//! a time, so id order is commit order. It is taken *before* the transaction touches any
-//! row, so it is always the first lock and cannot deadlock with row locks.
+//! event is therefore written after [`sequence`] took one transaction-level advisory lock:
+//! event-writing transactions take ids and commit one at a time, so id order is commit
+//! order.
+//!
+//! **Lock late.** The lock is taken by the first event a transaction writes, and a
+//! transaction writes its events *after* every row lock it needs (a transaction that
+//! changes several jobs locks them all first, see [`lock_jobs`]). Holding the sequencer
+//! therefore never means waiting for a row, so it cannot deadlock, and the part of each
+//! write that runs one at a time is only the event insert and the commit.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -20,11 +25,13 @@ use crate::rows::JobRow;
 use crate::schema::{job_events, jobs};
 use crate::store::JobStore;
 
-/// The advisory lock key that serializes event-writing transactions on PostgreSQL.
-const SEQUENCER_LOCK: i64 = 0x6a6f_6273_6576; // "jobsev"
-
-/// The PostgreSQL channel notified when events commit.
-pub const NOTIFY_CHANNEL: &str = "jobs_events";
+/// One event, inserted after the sequencer's lock is taken (PostgreSQL). The lock's key,
+/// 0x6a6f62736576 ("jobsev"), is the transaction-level advisory lock that serializes
+/// event-writing transactions.
+const SEQUENCED_INSERT: &str = "INSERT INTO job_events \
+    (job_id, org_id, user_id, job_type, agent_id, event_type, at, actor, request_id, data) \
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+    FROM (SELECT pg_advisory_xact_lock(117026625643894)) AS sequenced";
 
 /// Who causes the changes a store makes: the token's `sub` (or `system`) and the request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,17 +91,26 @@ struct NewEvent<'a> {
     data: String,
 }
 
-/// Makes event ids follow commit order (see the module documentation). Call it first in
-/// every transaction that writes an event; a no-op on SQLite.
-pub(crate) fn sequence(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
-    if let DbConnection::Postgres(_) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})"))
-            .execute(conn)?;
+/// Locks the rows of these jobs for the rest of the caller's transaction, skipping those
+/// another transaction holds, and returns the ids it locked: a transaction that changes
+/// several jobs takes all of their locks before its first event takes the sequencer. On
+/// SQLite the caller's write transaction already excludes every other writer.
+pub(crate) fn lock_jobs(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> Result<Vec<String>, diesel::result::Error> {
+    match conn {
+        DbConnection::Postgres(pg) => jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .for_update()
+            .skip_locked()
+            .select(jobs::id)
+            .load(pg),
+        DbConnection::Sqlite(_) => Ok(ids.to_vec()),
     }
-    Ok(())
 }
 
-/// Writes one event about `job` (inside the caller's transaction, after [`sequence`]).
+/// Writes one event about `job` (inside the caller's transaction, after its row locks).
 fn record(
     conn: &mut DbConnection,
     cx: &EventContext,
@@ -102,23 +118,40 @@ fn record(
     at: NaiveDateTime,
     (ty, data): (EventType, serde_json::Value),
 ) -> Result<(), diesel::result::Error> {
-    diesel::insert_into(job_events::table)
-        .values(NewEvent {
-            job_id: job.id.to_string(),
-            org_id: &job.owner.org_id,
-            user_id: &job.owner.user_id,
-            job_type: job.job_type.as_str(),
-            agent_id: job.agent_id.as_deref(),
-            event_type: ty.as_str(),
-            at,
-            actor: &cx.actor,
-            request_id: cx.request_id.as_deref(),
-            data: data.to_string(),
-        })
-        .execute(conn)?;
-    if let DbConnection::Postgres(_) = conn {
-        // Delivered at commit; identical notifications of one transaction are folded.
-        diesel::sql_query(format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')")).execute(conn)?;
+    let event = NewEvent {
+        job_id: job.id.to_string(),
+        org_id: &job.owner.org_id,
+        user_id: &job.owner.user_id,
+        job_type: job.job_type.as_str(),
+        agent_id: job.agent_id.as_deref(),
+        event_type: ty.as_str(),
+        at,
+        actor: &cx.actor,
+        request_id: cx.request_id.as_deref(),
+        data: data.to_string(),
+    };
+    match conn {
+        // The sequencer's lock and the row in one round trip: the lock is taken before the
+        // row's id is drawn (again in one transaction is free). Other replicas learn of
+        // the event from the change notice the same transaction sends (`changes::notify`).
+        DbConnection::Postgres(pg) => {
+            use diesel::sql_types::{Nullable, Text, Timestamp};
+            diesel::sql_query(SEQUENCED_INSERT)
+                .bind::<Text, _>(&event.job_id)
+                .bind::<Text, _>(event.org_id)
+                .bind::<Text, _>(event.user_id)
+                .bind::<Text, _>(event.job_type)
+                .bind::<Nullable<Text>, _>(event.agent_id)
+                .bind::<Text, _>(event.event_type)
+                .bind::<Timestamp, _>(event.at)
+                .bind::<Text, _>(event.actor)
+                .bind::<Nullable<Text>, _>(event.request_id)
+                .bind::<Text, _>(&event.data)
+                .execute(pg)?;
+        }
+        DbConnection::Sqlite(_) => {
+            diesel::insert_into(job_events::table).values(event).execute(conn)?;
+        }
     }
     Ok(())
 }
@@ -166,17 +199,18 @@ pub(crate) fn purged(
     ids: &[String],
     at: chrono::DateTime<chrono::Utc>,
 ) -> crate::StoreResult<()> {
-    sequence(conn)?;
     let rows: Vec<JobRow> =
         jobs::table.filter(jobs::id.eq_any(ids)).select(JobRow::as_select()).load(conn)?;
     let cx = EventContext::system();
     for row in rows {
-        deleted(conn, &cx, &row.into_job()?, at, DeleteReason::Retention)?;
+        let job = row.into_job()?;
+        crate::changes::notify(conn, &job)?;
+        deleted(conn, &cx, &job, at, DeleteReason::Retention)?;
     }
     Ok(())
 }
 
-/// `webhook.attempted`, by the dispatcher (after [`sequence`]).
+/// `webhook.attempted`, by the dispatcher.
 pub(crate) fn webhook_attempted(
     conn: &mut DbConnection,
     delivery: &Delivery,
@@ -197,52 +231,9 @@ pub(crate) fn webhook_attempted(
         "duration_ms": attempt.duration_ms,
         "next_attempt_at": next_attempt_at,
     });
-    let at = attempt.at.naive_utc();
-    record(
-        conn,
-        &EventContext::system(),
-        &row.into_job()?,
-        at,
-        (EventType::WebhookAttempted, data),
-    )?;
-    Ok(())
-}
-
-/// How often the listener looks for notifications that arrived.
-const LISTEN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-/// How often the listener proves its connection still works.
-const LISTEN_PING: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// PostgreSQL: listens on its own connection for events committed by any replica and calls
-/// `wake` for each batch of notifications, until the connection fails or `stop` returns
-/// true. Blocks: run it on a thread of its own. SQLite has nothing to listen to: returns at
-/// once.
-pub fn listen(
-    url: &crate::DatabaseUrl,
-    wake: &dyn Fn(),
-    stop: &dyn Fn() -> bool,
-) -> anyhow::Result<()> {
-    use diesel::connection::SimpleConnection;
-    let crate::DatabaseUrl::Postgres(raw) = url else { return Ok(()) };
-    let mut conn = diesel::PgConnection::establish(raw)?;
-    conn.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))?;
-    // Anything committed before LISTEN took effect is found by the reader's own poll.
-    wake();
-    let mut pinged = std::time::Instant::now();
-    while !stop() {
-        let mut any = false;
-        for notification in conn.notifications_iter() {
-            notification?;
-            any = true;
-        }
-        if any {
-            wake();
-        }
-        if pinged.elapsed() >= LISTEN_PING {
-            conn.batch_execute("SELECT 1")?;
-            pinged = std::time::Instant::now();
-        }
-        std::thread::sleep(LISTEN_POLL);
-    }
+    let (at, job) = (attempt.at.naive_utc(), row.into_job()?);
+    // The job's callback fields (and its ETag) changed.
+    crate::changes::notify(conn, &job)?;
+    record(conn, &EventContext::system(), &job, at, (EventType::WebhookAttempted, data))?;
     Ok(())
 }

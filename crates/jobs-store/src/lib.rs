@@ -5,7 +5,7 @@
 //! never both win; lists are keyset-paginated on (`created_at`, `id`) with matching indexes.
 //! Every method blocks: call them from a blocking thread (`spawn_blocking`, `web::block`).
 
-mod changes;
+pub mod changes;
 mod claims;
 mod db;
 mod error;
@@ -19,7 +19,7 @@ mod rows;
 mod schema;
 mod store;
 
-pub use changes::{ChangeListener, ChangeNotice, CHANNEL};
+pub use changes::{ChangeNotice, CHANNEL};
 pub use claims::ClaimFilter;
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{Cause, StoreError, StoreResult};

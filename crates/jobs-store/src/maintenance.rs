@@ -39,7 +39,8 @@ impl JobStore {
         let system = EventContext::system();
         let expired = write_transaction(&mut conn, |conn| {
             let mut expired = 0;
-            for id in &due {
+            // Every row first: the events, which take the sequencer, come after them.
+            for id in &events::lock_jobs(conn, &due)? {
                 let Ok(id) = JobId::parse(id) else { continue };
                 let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
                 match change_on(conn, observer, Reach::Any, id, cause, |job| {
@@ -81,16 +82,18 @@ impl JobStore {
                 .limit(limit)
                 .select(jobs::id)
                 .load(conn)?;
+            // Every row first: the events, which take the sequencer, come after them.
+            let ids = events::lock_jobs(conn, &ids)?;
             if ids.is_empty() {
                 return Ok(0);
             }
-            events::purged(conn, &ids, self.now())?;
             diesel::delete(
                 webhook_deliveries::table.filter(webhook_deliveries::job_id.eq_any(&ids)),
             )
             .execute(conn)?;
             diesel::delete(idempotency_keys::table.filter(idempotency_keys::job_id.eq_any(&ids)))
                 .execute(conn)?;
+            events::purged(conn, &ids, self.now())?;
             Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(&ids))).execute(conn)?)
         })
     }

@@ -164,7 +164,6 @@ impl JobStore {
             NextStep::GiveUp => (DeliveryState::Failed, at),
         };
         conn.transaction(|conn| {
-            crate::events::sequence(conn)?;
             diesel::update(webhook_deliveries::table.find(&delivery.id))
                 .set((
                     webhook_deliveries::state.eq(state.as_str()),

@@ -79,7 +79,6 @@ pub struct JobStore {
     pub(crate) health: Arc<Health>,
     backend: &'static str,
     observer: Arc<dyn StoreObserver>,
-    pub(crate) url: DatabaseUrl,
     pub(crate) context: EventContext,
     pub(crate) clock: Clock,
 }
@@ -231,7 +230,6 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             .then(|| jobs_domain::callback::completion_event(&changed))
             .flatten();
         let written = conn.transaction(|conn| {
-            events::sequence(conn)?;
             let written = diesel::update(
                 jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
             )
@@ -241,8 +239,9 @@ pub(crate) fn change_on<E: Into<StoreError>>(
                 if let (Some(event), Some(url)) = (&event, &changed.callback_url) {
                     outbox::enqueue(conn, &changed, url, event)?;
                 }
-                events::changed(conn, cause, &current, &changed)?;
                 crate::changes::notify(conn, &changed)?;
+                // Last: the event takes the sequencer, held until the commit.
+                events::changed(conn, cause, &current, &changed)?;
             }
             Ok::<_, StoreError>(written)
         })?;
@@ -294,7 +293,6 @@ impl JobStore {
             health,
             backend: url.backend(),
             observer: Arc::new(NoObserver),
-            url: url.clone(),
             context: EventContext::system(),
             clock: jobs_domain::system_clock(),
         })
@@ -366,7 +364,6 @@ impl JobStore {
                 return Err(StoreError::StillActive { current: job.status });
             }
             let deleted = conn.transaction(|conn| {
-                events::sequence(conn)?;
                 let deleted = diesel::delete(
                     jobs::table
                         .filter(jobs::id.eq(id.to_string()))

@@ -33,10 +33,10 @@ impl JobStore {
         let Some(key) = key else {
             let job = start(Job::create(JobId::generate(), owner, new, self.now()));
             conn.transaction(|conn| {
-                events::sequence(conn)?;
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
-                events::created(conn, &self.context, &job)?;
-                crate::changes::notify(conn, &job)
+                crate::changes::notify(conn, &job)?;
+                // Last: the event takes the sequencer, held until the commit.
+                events::created(conn, &self.context, &job)
             })?;
             self.observer.job_created();
             return Ok(Created { job, replayed: false });
@@ -60,11 +60,10 @@ impl JobStore {
             // fails and replays the winner's job. Starting with a write also means SQLite
             // takes its write lock up front, so the busy timeout applies.
             let inserted = conn.transaction(|conn| {
-                events::sequence(conn)?;
                 diesel::insert_into(idempotency_keys::table).values(&key_row).execute(conn)?;
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
-                events::created(conn, &self.context, &job)?;
-                crate::changes::notify(conn, &job)
+                crate::changes::notify(conn, &job)?;
+                events::created(conn, &self.context, &job)
             });
             match inserted {
                 Ok(()) => {
