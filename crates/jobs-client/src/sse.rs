@@ -115,23 +115,25 @@ struct State {
 }
 
 impl Client {
-    /// The change stream (`GET /api/events`): every change of the jobs the caller can see,
-    /// as it commits, as [`StreamMessage`]s.
+    /// Opens the change stream (`GET /api/events`): every change of the jobs the caller
+    /// can see, as it commits, as [`StreamMessage`]s. Without
+    /// [`EventsOptions::last_event_id`] it carries what commits after it is opened: once
+    /// this returns, no change is missed.
     ///
-    /// When the connection breaks or goes silent for longer than the idle timeout (the
+    /// When the connection breaks, or goes silent for longer than the idle timeout (the
     /// server sends a keep-alive every 15 s), the stream reconnects by itself with
-    /// `Last-Event-ID`, so nothing is missed or repeated. Opening the stream is retried
-    /// like any read (connection errors, 429, 503); when that fails, or the server refuses
-    /// the request, the stream yields the error and ends. A message that cannot be read
-    /// is yielded as an error, and the stream goes on.
+    /// `Last-Event-ID`, so nothing is missed or repeated. Opening is retried like any read
+    /// (connection errors, 429, 503). An error opening it is returned here; an error
+    /// reconnecting is the stream's last item. A message that cannot be read is yielded as
+    /// an error, and the stream goes on.
     ///
     /// To resume later, keep the last `event.id` you handled and pass it as
     /// [`EventsOptions::last_event_id`].
-    pub fn events(
+    pub async fn events(
         &self,
         options: EventsOptions,
-    ) -> impl Stream<Item = Result<StreamMessage>> + Send + 'static {
-        let state = State {
+    ) -> Result<impl Stream<Item = Result<StreamMessage>> + Send + 'static> {
+        let mut state = State {
             client: self.clone(),
             last_id: options.last_event_id,
             options,
@@ -142,7 +144,8 @@ impl Client {
             carried: false,
             done: false,
         };
-        stream::unfold(state, |mut s| async move {
+        state.response = Some(state.connect().await?);
+        Ok(stream::unfold(state, |mut s| async move {
             loop {
                 if let Some(item) = s.pending.pop_front() {
                     return Some((item, s));
@@ -168,7 +171,7 @@ impl Client {
                     }
                 }
             }
-        })
+        }))
     }
 }
 
