@@ -140,6 +140,10 @@ fn the_event_stream_honours_its_filters_and_a_refusal_is_an_error_at_open() {
         let mut events = open(&client, options).await;
         let other = client.create(&NewJob::default()).await.unwrap();
         client.update(&other.id, &to(JobStatus::Pending)).await.unwrap();
+        let mut patch = jobs_domain::Metadata::new();
+        patch.insert("progress".into(), serde_json::json!(0.5));
+        let metadata = JobUpdate::new(None, Some(patch), None, None).unwrap();
+        client.update(&watched.id, &metadata).await.unwrap(); // job.updated: not asked for
         client.update(&watched.id, &to(JobStatus::Pending)).await.unwrap();
         let only = next(&mut events).await;
         assert_eq!((only.event.job_id, what(&only).1.as_deref()), (watched.id, Some("pending")));
