@@ -97,7 +97,7 @@ pub enum Error {
         body: String,
     },
     /// The server could not be reached, or the connection broke.
-    #[error("cannot reach the Jobs API: {0}")]
+    #[error("cannot reach the Jobs API: {}", with_causes(.0))]
     Transport(#[source] reqwest::Error),
     /// The server answered with something this client does not understand.
     #[error("unexpected answer from the Jobs API: {0}")]
@@ -153,6 +153,18 @@ impl Error {
             Err(_) => Error::Http { status, body: text.chars().take(512).collect() },
         }
     }
+}
+
+/// An error and its causes, joined by `: ` (reqwest's own message leaves them out).
+fn with_causes(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The result of a call of the client.
