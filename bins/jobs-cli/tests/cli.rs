@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use jobs_tests::*;
@@ -77,42 +78,54 @@ fn the_table_output_shows_the_jobs_fields() {
     assert!(text.lines().any(|l| l.starts_with("status") && l.ends_with("created")), "{text}");
 }
 
-/// Starts `jobs watch ID` and returns it once it has read the job (its first line).
-fn start_watch(
-    server: &TestServer,
-    token: &str,
-    id: &str,
-) -> (Child, BufReader<std::process::ChildStderr>) {
+/// A running `jobs watch ID`, with its stderr read line by line on a thread.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Starts `jobs watch ID` and returns once it has read the job (its first line on stderr).
+fn start_watch(server: &TestServer, token: &str, id: &str) -> Watch {
     let mut child = jobs_command(server, token, &["watch", id])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    assert!(first.starts_with(id), "{first}");
-    (child, stderr)
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut watch = Watch { child, lines };
+    match watch.lines.recv_timeout(Duration::from_secs(20)) {
+        Ok(first) => assert!(first.starts_with(id), "{first}"),
+        Err(_) => {
+            let _ = watch.child.kill();
+            panic!("watch printed nothing within 20 s");
+        }
+    }
+    watch
 }
 
-/// Waits for the process to exit (at most 20 s) and returns its status code and output.
-fn finish(
-    mut child: Child,
-    mut stderr: BufReader<std::process::ChildStderr>,
-) -> (i32, String, String) {
+/// Waits for the watch to exit (at most 20 s): its status code, stdout and stderr.
+fn finish(mut watch: Watch) -> (i32, String, String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = watch.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "watch did not exit");
+        if Instant::now() >= deadline {
+            let _ = watch.child.kill();
+            panic!("watch did not exit");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
-    (status.code().unwrap(), out, err)
+    std::io::Read::read_to_string(&mut watch.child.stdout.take().unwrap(), &mut out).unwrap();
+    let err: Vec<String> = watch.lines.iter().collect();
+    (status.code().unwrap(), out, err.join("\n"))
 }
 
 #[test]
@@ -123,12 +136,12 @@ fn watch_exits_0_when_the_job_completes_1_when_it_fails_or_expires_and_2_when_ca
         let job = server.create(&ann, json!({}));
         let id = job["id"].as_str().unwrap();
         let path = format!("/api/jobs/{id}");
-        let (child, stderr) = start_watch(&server, &ann, id);
+        let watch = start_watch(&server, &ann, id);
         server.patch(&path, &ann, json!({"status": "pending"})).assert_status(200);
         let running = json!({"status": "running", "metadata": {"progress": 0.5}});
         server.patch(&path, &ann, running).assert_status(200);
         server.patch(&path, &ann, json!({"status": end})).assert_status(200);
-        let (status, out, err) = finish(child, stderr);
+        let (status, out, err) = finish(watch);
         assert_eq!(status, code, "{end}: {out} {err}");
         assert!(out.starts_with(&format!("{id} {end}")), "{out}");
         assert!(err.contains(&format!("{id} running 50%")), "the progress was shown: {err}");
@@ -221,4 +234,22 @@ fn claim_takes_a_pending_job_and_events_replays_the_changes() {
     assert_eq!(types, ["job.created", "job.status_changed"]);
     assert_eq!(lines[1]["data"]["reason"], "claim");
     assert_eq!(lines[1]["job"]["claimed_by"], "w1");
+}
+
+#[test]
+fn events_keeps_to_the_types_asked_for_and_prints_one_line_each() {
+    let server = TestServer::start();
+    let ann = user("ann");
+    let job = server.create(&ann, json!({}));
+    let id = job["id"].as_str().unwrap();
+    server.patch(&format!("/api/jobs/{id}"), &ann, json!({"status": "pending"}));
+    let args = ["events", "--last-event-id", "0", "--type", "job.status_changed", "--count", "1"];
+    let changes = jobs(&server, &ann, &args);
+    assert!(changes.status.success(), "{}", stderr(&changes));
+    let text = String::from_utf8_lossy(&changes.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains("job.status_changed") && lines[0].contains(id), "{text}");
+    let bad = jobs(&server, &ann, &["events", "--type", "job.exploded"]);
+    assert_eq!(bad.status.code(), Some(2));
 }
