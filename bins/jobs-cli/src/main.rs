@@ -35,7 +35,11 @@ pub enum Failure {
 
 impl From<jobs_client::Error> for Failure {
     fn from(err: jobs_client::Error) -> Self {
-        Failure::Client(err)
+        match err {
+            // A bad --url or --token: the command line's fault, not the server's.
+            jobs_client::Error::Config(message) => Failure::Usage(message),
+            other => Failure::Client(other),
+        }
     }
 }
 

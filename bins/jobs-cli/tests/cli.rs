@@ -175,6 +175,8 @@ fn an_error_prints_the_servers_message_and_exits_non_zero() {
     assert!(stderr(&malformed).contains("is not a job id"), "{}", stderr(&malformed));
     let bad_metadata = jobs(&server, &ann, &["create", "--metadata", "[1]"]);
     assert_eq!(bad_metadata.status.code(), Some(2));
+    let bad_url = jobs(&server, &ann, &["list", "--url", "ftp://127.0.0.1"]);
+    assert_eq!(bad_url.status.code(), Some(2), "{}", stderr(&bad_url));
     let unreachable = jobs_command(&server, &ann, &["list"])
         .env("JOBS_URL", "http://127.0.0.1:9")
         .output()
