@@ -2,9 +2,11 @@
 //! fresh SQLite file, and talks HTTP to it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cutter;
 pub mod db;
 pub mod load;
 pub mod receiver;
+pub mod scripted;
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -140,6 +142,16 @@ impl TestServer {
         TestServer { base: format!("http://127.0.0.1:{port}"), db, handle, client }
     }
 
+    /// A [`jobs_client::Client`] of this server with `token`.
+    pub fn client(&self, token: &str) -> jobs_client::Client {
+        jobs_client::Client::new(&self.base, token).unwrap()
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
     /// A request to `path` (a path starting with `/`).
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, format!("{}{}", self.base, path))
@@ -224,6 +236,11 @@ impl Drop for TestServer {
         let stopped = self.handle.stop(false);
         let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(stopped)).join();
     }
+}
+
+/// Runs a future to its end on a runtime of its own (for the async client in a plain test).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
 
 /// Seconds since the epoch.

@@ -221,6 +221,21 @@ impl JobUpdate {
     pub fn status(&self) -> Option<JobStatus> {
         self.status
     }
+
+    /// The merge patch (RFC 7396) to apply to the job's metadata, if any.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    /// The time to first token to record, in nanoseconds, if any.
+    pub fn ttft_ns(&self) -> Option<i64> {
+        self.ttft_ns
+    }
+
+    /// The total duration to record, in nanoseconds, if any.
+    pub fn total_duration_ns(&self) -> Option<i64> {
+        self.total_duration_ns
+    }
 }
 
 /// A change the lifecycle refuses: the API's `invalid_job_status_transition`.

@@ -85,3 +85,14 @@ fn a_running_job_expires_only_after_its_timeout() {
     running.timeout_seconds = None;
     assert_eq!(running.expire(t0 + chrono::TimeDelta::days(1)), None);
 }
+
+#[test]
+fn an_update_shows_what_it_asks_for() {
+    let mut patch = Metadata::new();
+    patch.insert("progress".to_owned(), serde_json::json!(0.5));
+    let update = JobUpdate::new(None, Some(patch.clone()), Some(7), None).unwrap();
+    assert_eq!(update.status(), None);
+    assert_eq!(update.metadata(), Some(&patch));
+    assert_eq!(update.ttft_ns(), Some(7));
+    assert_eq!(update.total_duration_ns(), None);
+}

@@ -1,8 +1,18 @@
 //! Creating, reading, driving, cancelling and deleting jobs.
 
+use jobs_domain::{JobId, JobStatus, JobUpdate, Metadata, NewJob};
 use jobs_tests::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+
+fn to(status: JobStatus) -> JobUpdate {
+    JobUpdate::new(Some(status), None, None, None).unwrap()
+}
+
+fn merge(patch: Value) -> JobUpdate {
+    let patch: Metadata = serde_json::from_value(patch).unwrap();
+    JobUpdate::new(None, Some(patch), None, None).unwrap()
+}
 
 const ALL: [&str; 7] =
     ["created", "pending", "running", "completed", "failed", "cancelled", "expired"];
@@ -98,18 +108,27 @@ fn an_empty_body_creates_a_job_with_the_defaults() {
 #[test]
 fn every_allowed_transition_succeeds_and_records_its_times() {
     let server = TestServer::start();
-    let token = user("ann");
-    for terminal in ["completed", "failed", "cancelled", "expired"] {
-        let job = server.job_in(&token, "running");
-        assert!(job["completed_at"].is_null());
-        let id = job["id"].as_str().unwrap();
-        let done = server.patch(&format!("/api/jobs/{id}"), &token, json!({"status": terminal}));
-        done.assert_status(200);
-        assert_eq!(done.body["status"], terminal);
-        assert!(is_rfc3339_utc(&done.body["completed_at"]));
-        assert!(done.body["total_duration_ns"].as_i64().unwrap() >= 0, "filled from running");
-        assert!(done.body["updated_at"].as_str() >= job["updated_at"].as_str());
-    }
+    let client = server.client(&user("ann"));
+    block_on(async {
+        for terminal in
+            [JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled, JobStatus::Expired]
+        {
+            let job = client.create(&NewJob::default()).await.unwrap();
+            let mut last = job.clone();
+            for next in [JobStatus::Pending, JobStatus::Running, terminal] {
+                assert!(last.completed_at.is_none());
+                let done = client.update(&job.id, &to(next)).await.unwrap();
+                assert_eq!(done.status, next);
+                assert!(done.updated_at >= last.updated_at);
+                last = done;
+            }
+            assert!(last.completed_at.is_some_and(|at| at >= last.created_at));
+            assert!(last.total_duration_ns.unwrap() >= 0, "filled from running");
+        }
+    });
+    // On the wire, the times are RFC 3339 UTC with six fractional digits.
+    let job = server.job_in(&user("ann"), "completed");
+    assert!(is_rfc3339_utc(&job["completed_at"]) && is_rfc3339_utc(&job["updated_at"]));
 }
 
 #[test]
@@ -195,18 +214,20 @@ fn metadata_is_merged_as_a_json_merge_patch_and_timings_are_kept() {
 fn cancel_withdraws_a_created_pending_or_running_job() {
     let server = TestServer::start();
     let token = user("ann");
+    let client = server.client(&token);
     for status in ["created", "pending", "running"] {
         let job = server.job_in(&token, status);
-        let id = job["id"].as_str().unwrap();
-        let reply = server.patch(&format!("/api/jobs/{id}/cancel"), &token, json!({}));
-        reply.assert_status(200);
-        assert_eq!(reply.body["status"], "cancelled");
-        assert!(is_rfc3339_utc(&reply.body["completed_at"]));
-        assert_eq!(server.get(&format!("/api/jobs/{id}"), &token).body["status"], "cancelled");
-        // A worker's next update learns of the cancel.
-        let late = server.patch(&format!("/api/jobs/{id}"), &token, json!({"metadata": {"p": 1}}));
-        late.assert_error(409, "invalid_job_status_transition");
-        assert_eq!(late.body["error"]["details"]["current_status"], "cancelled");
+        let id: JobId = job["id"].as_str().unwrap().parse().unwrap();
+        block_on(async {
+            let cancelled = client.cancel(&id).await.unwrap();
+            assert_eq!(cancelled.status, JobStatus::Cancelled);
+            assert!(cancelled.completed_at.is_some());
+            assert_eq!(client.get(&id).await.unwrap().status, JobStatus::Cancelled);
+            // A worker's next update learns of the cancel.
+            let late = client.update(&id, &merge(json!({"p": 1}))).await.unwrap_err();
+            assert_eq!(late.kind(), Some("invalid_job_status_transition"));
+            assert_eq!(late.api().unwrap().current_status(), Some(JobStatus::Cancelled));
+        });
     }
 }
 
@@ -255,14 +276,16 @@ fn deleting_an_active_job_is_a_conflict_and_keeps_it() {
 fn deleting_a_finished_job_returns_it_and_removes_it() {
     let server = TestServer::start();
     let token = user("ann");
+    let client = server.client(&token);
     for status in ["completed", "failed", "cancelled", "expired"] {
         let job = server.job_in(&token, status);
-        let id = job["id"].as_str().unwrap();
-        let reply = server.delete(&format!("/api/jobs/{id}"), &token);
-        reply.assert_status(200);
-        assert_eq!(reply.body, job);
-        server.get(&format!("/api/jobs/{id}"), &token).assert_error(404, "job_not_found");
-        server.delete(&format!("/api/jobs/{id}"), &token).assert_error(404, "job_not_found");
+        let id: JobId = job["id"].as_str().unwrap().parse().unwrap();
+        block_on(async {
+            let deleted = client.delete(&id).await.unwrap();
+            assert_eq!(serde_json::to_value(&deleted).unwrap(), job, "the job as it was");
+            assert!(client.get(&id).await.unwrap_err().is_not_found());
+            assert!(client.delete(&id).await.unwrap_err().is_not_found());
+        });
     }
 }
 

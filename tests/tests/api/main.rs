@@ -4,6 +4,9 @@
 mod auth;
 mod bad_input;
 mod callback_targets;
+mod client;
+mod client_events;
+mod client_retries;
 mod concurrency;
 mod conditional;
 mod docs;
