@@ -3,16 +3,14 @@
 //! **Commit order.** A reader that has seen event N and asks for what follows must never
 //! miss an event committed later with a smaller id. On SQLite that holds by construction
 //! (one writer; AUTOINCREMENT never reuses an id). On PostgreSQL a sequence hands out ids
-//! before commit, so a transaction holding id 41 can commit after one holding 42. Every
-//! event is therefore written after [`sequence`] took one transaction-level advisory lock:
-//! event-writing transactions take ids and commit one at a time, so id order is commit
-//! order.
-//!
-//! **Lock late.** The lock is taken by the first event a transaction writes, and a
-//! transaction writes its events *after* every row lock it needs (a transaction that
-//! changes several jobs locks them all first, see [`lock_jobs`]). Holding the sequencer
-//! therefore never means waiting for a row, so it cannot deadlock, and the part of each
-//! write that runs one at a time is only the event insert and the commit.
+//! before commit, so a transaction holding id 41 could commit after one holding 42. Ids are
+//! therefore drawn *at commit* (migration `event_ids_at_commit`): an event is inserted with
+//! a provisional negative id, and a deferred trigger, run by PostgreSQL inside COMMIT,
+//! takes one transaction-level advisory lock (the sequencer) and gives the transaction's
+//! events their real ids. Event-writing transactions draw ids and commit one at a time, so
+//! id order is commit order; what runs one at a time is only the numbering and the commit
+//! (no round trip to this process while the lock is held), and a transaction holding the
+//! sequencer has finished its statements, so it never waits for a row lock.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -24,14 +22,6 @@ use crate::outbox::{Attempt, Delivery, NextStep};
 use crate::rows::JobRow;
 use crate::schema::{job_events, jobs};
 use crate::store::JobStore;
-
-/// One event, inserted after the sequencer's lock is taken (PostgreSQL). The lock's key,
-/// 0x6a6f62736576 ("jobsev"), is the transaction-level advisory lock that serializes
-/// event-writing transactions.
-const SEQUENCED_INSERT: &str = "INSERT INTO job_events \
-    (job_id, org_id, user_id, job_type, agent_id, event_type, at, actor, request_id, data) \
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-    FROM (SELECT pg_advisory_xact_lock(117026625643894)) AS sequenced";
 
 /// Who causes the changes a store makes: the token's `sub` (or `system`) and the request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,9 +82,9 @@ struct NewEvent<'a> {
 }
 
 /// Locks the rows of these jobs for the rest of the caller's transaction, skipping those
-/// another transaction holds, and returns the ids it locked: a transaction that changes
-/// several jobs takes all of their locks before its first event takes the sequencer. On
-/// SQLite the caller's write transaction already excludes every other writer.
+/// another transaction holds (a sweep on another replica, a request), and returns the ids
+/// it locked: a batch that changes several jobs never waits for one of them. On SQLite the
+/// caller's write transaction already excludes every other writer.
 pub(crate) fn lock_jobs(
     conn: &mut DbConnection,
     ids: &[String],
@@ -110,7 +100,7 @@ pub(crate) fn lock_jobs(
     }
 }
 
-/// Writes one event about `job` (inside the caller's transaction, after its row locks).
+/// Writes one event about `job` (inside the caller's transaction).
 fn record(
     conn: &mut DbConnection,
     cx: &EventContext,
@@ -130,29 +120,9 @@ fn record(
         request_id: cx.request_id.as_deref(),
         data: data.to_string(),
     };
-    match conn {
-        // The sequencer's lock and the row in one round trip: the lock is taken before the
-        // row's id is drawn (again in one transaction is free). Other replicas learn of
-        // the event from the change notice the same transaction sends (`changes::notify`).
-        DbConnection::Postgres(pg) => {
-            use diesel::sql_types::{Nullable, Text, Timestamp};
-            diesel::sql_query(SEQUENCED_INSERT)
-                .bind::<Text, _>(&event.job_id)
-                .bind::<Text, _>(event.org_id)
-                .bind::<Text, _>(event.user_id)
-                .bind::<Text, _>(event.job_type)
-                .bind::<Nullable<Text>, _>(event.agent_id)
-                .bind::<Text, _>(event.event_type)
-                .bind::<Timestamp, _>(event.at)
-                .bind::<Text, _>(event.actor)
-                .bind::<Nullable<Text>, _>(event.request_id)
-                .bind::<Text, _>(&event.data)
-                .execute(pg)?;
-        }
-        DbConnection::Sqlite(_) => {
-            diesel::insert_into(job_events::table).values(event).execute(conn)?;
-        }
-    }
+    // On PostgreSQL the row's real id is drawn at commit, under the sequencer (see the
+    // module documentation); the same transaction's change notice tells other replicas.
+    diesel::insert_into(job_events::table).values(event).execute(conn)?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ impl JobStore {
         let system = EventContext::system();
         let expired = write_transaction(&mut conn, |conn| {
             let mut expired = 0;
-            // Every row first: the events, which take the sequencer, come after them.
+            // The batch's rows, skipping any another transaction holds.
             for id in &events::lock_jobs(conn, &due)? {
                 let Ok(id) = JobId::parse(id) else { continue };
                 let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
@@ -82,7 +82,7 @@ impl JobStore {
                 .limit(limit)
                 .select(jobs::id)
                 .load(conn)?;
-            // Every row first: the events, which take the sequencer, come after them.
+            // The batch's rows, skipping any another transaction holds.
             let ids = events::lock_jobs(conn, &ids)?;
             if ids.is_empty() {
                 return Ok(0);

@@ -240,7 +240,6 @@ pub(crate) fn change_on<E: Into<StoreError>>(
                     outbox::enqueue(conn, &changed, url, event)?;
                 }
                 crate::changes::notify(conn, &changed)?;
-                // Last: the event takes the sequencer, held until the commit.
                 events::changed(conn, cause, &current, &changed)?;
             }
             Ok::<_, StoreError>(written)

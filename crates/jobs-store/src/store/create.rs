@@ -35,7 +35,6 @@ impl JobStore {
             conn.transaction(|conn| {
                 diesel::insert_into(jobs::table).values(JobRow::from_job(&job)).execute(conn)?;
                 crate::changes::notify(conn, &job)?;
-                // Last: the event takes the sequencer, held until the commit.
                 events::created(conn, &self.context, &job)
             })?;
             self.observer.job_created();
