@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Knobs: `BENCH_TOTAL_JOBS` (default 1000000), `BENCH_OVERDUE_EVERY` (10: one job in ten
-//! is overdue). The rows are generated in SQL behind the server; the real server then
+//! is overdue), `BENCH_GETS` (20000 per GET phase), `BENCH_LISTS` (2000 pages per phase). The rows are generated in SQL behind the server; the real server then
 //! starts on them, and its own sweeper does the work while a client measures GETs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -92,6 +92,8 @@ fn list_load(server: &TestServer, query: String, n: usize) -> Stats {
 fn main() {
     let total = knob("BENCH_TOTAL_JOBS", 1_000_000);
     let every = knob("BENCH_OVERDUE_EVERY", 10);
+    let gets = knob("BENCH_GETS", 20000);
+    let lists = knob("BENCH_LISTS", 2000);
     let overdue = total.div_ceil(every);
     let db = TestDatabase::new();
     // Create the schema, then the rows behind the server's back.
@@ -119,7 +121,7 @@ fn main() {
     let server = TestServer::start_on(db, |c| c.log = "warn".into());
     let started = Instant::now();
     // GETs while the server's sweeper works through the backlog.
-    let during = get_load(&server, &ids, 20000);
+    let during = get_load(&server, &ids, gets);
     let mut expired = expired_so_far(&server);
     let during_fraction = expired / overdue as f64;
     while expired < overdue as f64 {
@@ -134,14 +136,14 @@ fn main() {
         overdue as f64 / sweep.as_secs_f64()
     );
     during.print(&format!("GET during sweep ({:.0}% swept)", during_fraction * 100.0));
-    let after = get_load(&server, &ids, 20000);
+    let after = get_load(&server, &ids, gets);
     after.print("GET with no sweep running");
     // Keyset pagination over the same rows: the first page, and a page with 90% of the jobs
     // newer than its cursor (900 000 deep for the default million).
     let deep = total / 10;
     let cursor = format!("job-{deep:08x}-0000-7000-8000-{deep:012x}");
-    list_load(&server, "limit=100".into(), 2000).print("GET /api/jobs first page");
-    list_load(&server, format!("limit=100&before={cursor}"), 2000)
+    list_load(&server, "limit=100".into(), lists).print("GET /api/jobs first page");
+    list_load(&server, format!("limit=100&before={cursor}"), lists)
         .print(&format!("GET /api/jobs {} deep", total - deep - 1));
     // An idle sweep (nothing due) over the same million rows.
     let store = jobs_store::JobStore::open(
