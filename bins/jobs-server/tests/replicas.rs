@@ -200,10 +200,8 @@ fn replicas_starting_together_on_an_empty_database_all_come_up_and_migrate_it_on
     for replica in replicas.iter_mut() {
         wait_ready(replica);
     }
-    let migrations =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/sqlite"))
-            .unwrap()
-            .count();
+    let folder = format!("{}/../../migrations/{}", env!("CARGO_MANIFEST_DIR"), database.backend());
+    let migrations = std::fs::read_dir(folder).unwrap().count();
     let applied = applied_migrations(&database);
     assert_eq!(applied.len(), migrations, "{applied:?}");
     let unique: std::collections::HashSet<_> = applied.iter().collect();

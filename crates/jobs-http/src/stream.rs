@@ -183,7 +183,7 @@ struct Stream {
     latest: watch::Receiver<i64>,
     closing: watch::Receiver<bool>,
     pending: VecDeque<Bytes>,
-    /// Read the table before waiting (at the start, and after a full page).
+    /// Look for events before waiting (at the start, after a full page, after a failed read).
     fresh: bool,
     _slot: Slot,
 }
@@ -228,9 +228,10 @@ async fn next_message(mut s: Stream) -> Option<(Result<Bytes, actix_web::Error>,
                 match read.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
                     Ok(events) => events,
                     Err(err) => {
-                        // Nothing is skipped: the cursor stays, and the next change retries.
+                        // Nothing is skipped: the cursor stays, and the read is tried again.
                         log::warn!(target: "jobs::events", "stream read: {err}");
-                        s.fresh = false;
+                        actix_web::rt::time::sleep(POLL).await;
+                        s.fresh = true;
                         continue;
                     }
                 };
@@ -250,7 +251,7 @@ async fn next_message(mut s: Stream) -> Option<(Result<Bytes, actix_web::Error>,
                 if changed.is_err() {
                     return None;
                 }
-                // `changed` marks the new id seen: read the table now.
+                // `changed` marks the new id seen: look now.
                 s.fresh = true;
             }
             _ = s.closing.changed() => return None,

@@ -120,10 +120,24 @@ fn connect_sqlite(path: &std::path::Path) -> Result<SqliteConnection, ConnectErr
     let mut conn = SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| {
         ConnectError(format!("cannot open SQLite database {}: {e}", path.display()))
     })?;
-    conn.batch_execute(SQLITE_SETUP).map_err(|e| {
-        ConnectError(format!("cannot configure SQLite database {}: {e}", path.display()))
-    })?;
-    Ok(conn)
+    // Switching a new database to WAL can answer "database is locked" at once, without
+    // waiting out the busy timeout, while another process opens it too (replicas starting
+    // together): the settings are idempotent, so they are tried again for a while.
+    let patience = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match conn.batch_execute(SQLITE_SETUP) {
+            Ok(()) => return Ok(conn),
+            Err(e) if e.to_string().contains("locked") && std::time::Instant::now() < patience => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(ConnectError(format!(
+                    "cannot configure SQLite database {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
 }
 
 fn connect_postgres(url: &str) -> Result<PgConnection, ConnectError> {

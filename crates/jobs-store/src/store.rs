@@ -370,12 +370,12 @@ impl JobStore {
                 )
                 .execute(conn)?;
                 if deleted == 1 {
+                    crate::changes::notify(conn, &job)?;
                     events::deleted(conn, &self.context, &job, self.now(), DeleteReason::Delete)?;
                 }
                 Ok::<_, diesel::result::Error>(deleted)
             })?;
             if deleted == 1 {
-                crate::changes::notify(&mut conn, &job)?;
                 return Ok(job);
             }
         }

@@ -12,11 +12,15 @@ use jobs_tests::*;
 use serde_json::json;
 
 /// Makes every event written by the actor `slow` hold its transaction open for a second
-/// after the event row (and its id) exists, so that later writers commit first if they can.
+/// after the event's id is drawn and before the commit completes, so that later writers
+/// commit first if they can. Ids are drawn at commit by the deferred trigger
+/// `job_events_number`; deferred triggers run in the order of their names, so this one
+/// (`zz_…`) runs after it.
 const SLOW_WRITER: &str = "
 CREATE FUNCTION hold_slow_event() RETURNS trigger AS $$
-BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$ LANGUAGE plpgsql;
-CREATE TRIGGER hold_slow_event AFTER INSERT ON job_events FOR EACH ROW
+BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$ LANGUAGE plpgsql;
+CREATE CONSTRAINT TRIGGER zz_hold_slow_event AFTER INSERT ON job_events
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
     WHEN (NEW.actor = 'slow') EXECUTE FUNCTION hold_slow_event();";
 
 #[test]

@@ -54,6 +54,8 @@ pub fn watch_for_port(child: &mut Child) -> Receiver<u16> {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Shown with a failing test's output: why a server did not come up.
+            eprintln!("[server] {line}");
             if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
                 let digits = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
                 if let Ok(port) = digits.parse::<u16>() {

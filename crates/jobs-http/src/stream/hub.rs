@@ -1,8 +1,9 @@
 //! The process's one reader of the event log, shared by all of its change streams.
 //!
-//! The table is the truth. One tailer per process learns of new events (woken by this
-//! process's writes, by PostgreSQL notifications from other replicas, and by a poll every
-//! second in case a wake-up is missed), reads them once for every organization, writes
+//! The table is the truth. One tailer per process learns of new events (woken after each
+//! non-GET request of this process, by PostgreSQL notifications from any replica, and by a
+//! poll every second, which also covers the sweeper's and the dispatcher's events on SQLite
+//! and any wake-up that is missed), reads them once for every organization, writes
 //! each one's SSE message once, and keeps the newest few thousand in memory. Each stream
 //! takes what it may see from there; a stream that is further behind than that (resuming,
 //! or slow) reads the table itself until it has caught up. An idle stream holds no
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::web::{self, Bytes};
 use jobs_domain::event::EventType;
-use jobs_domain::Visibility;
+use jobs_domain::{JobId, Visibility};
 use jobs_store::{EventFilter, EventWithJob, JobStore};
 use tokio::sync::{watch, Notify};
 
@@ -133,16 +134,21 @@ impl EventHub {
     }
 
     fn keep(&self, events: Vec<EventWithJob>) {
+        // The messages are written before the lock is taken: streams read under it.
+        let deleted: Vec<JobId> = events
+            .iter()
+            .filter(|e| e.event.event_type == EventType::JobDeleted)
+            .map(|e| e.event.job_id)
+            .collect();
+        let published: Vec<Published> =
+            events.into_iter().map(|item| Published { message: message(&item), item }).collect();
         let Ok(mut recent) = self.recent.lock() else { return };
-        for item in events {
-            if item.event.event_type == EventType::JobDeleted {
-                // A job's other events go with it, here as in the table.
-                let gone = item.event.job_id;
-                recent.items.retain(|p| p.item.event.job_id != gone);
-            }
-            let message = message(&item);
-            recent.items.push_back(Published { item, message });
+        if !deleted.is_empty() {
+            // A job's other events go with it, here as in the table (its `job.deleted` is
+            // its last event, so it is not among those removed).
+            recent.items.retain(|p| !deleted.contains(&p.item.event.job_id));
         }
+        recent.items.extend(published);
         while recent.items.len() > RECENT {
             if let Some(gone) = recent.items.pop_front() {
                 recent.floor = gone.item.event.id;
