@@ -1,5 +1,7 @@
-//! Throughput of the real server over HTTP: create, get, first and deep list pages, and a
-//! bare actix-web handler returning the same JSON as a baseline for GET.
+//! Throughput of the real server over HTTP: create, get, first and deep list pages, measured
+//! side by side in one run with a same-stack reference (`jobs_tests::reference`: actix-web,
+//! the JWT check, diesel on SQLite, serde_json, nothing else) and a bare actix-web handler
+//! returning the same JSON; it prints each ratio.
 //!
 //! ```sh
 //! cargo bench -p jobs-tests --bench throughput                      # SQLite
@@ -15,8 +17,9 @@
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use jobs_tests::load::{knob, phase};
-use jobs_tests::{user, TestServer};
+use jobs_tests::load::{knob, phase, Stats};
+use jobs_tests::reference::Reference;
+use jobs_tests::{user, TestServer, SECRET};
 use reqwest::Client;
 use serde_json::{json, Value};
 
@@ -48,6 +51,11 @@ fn start_bare(body: String) -> (u16, actix_web::dev::ServerHandle) {
     (port, rx.recv().unwrap())
 }
 
+fn ratio(name: &str, ours: &Stats, reference: &Stats, goal: &str) {
+    let r = ours.throughput() / reference.throughput();
+    println!("{name:<44} {r:>5.2}   (goal {goal})");
+}
+
 fn main() {
     let creates = knob("BENCH_CREATES", 5000);
     let gets = knob("BENCH_GETS", 20000);
@@ -74,6 +82,13 @@ fn main() {
         })
         .await;
         stats.print("POST /api/jobs");
+        let reference = Reference::start(creates, SECRET);
+        let (c, b, t) = (client.clone(), reference.base.clone(), token.clone());
+        let naive_create = phase(creates, concurrency, 201, move |i| {
+            c.post(format!("{b}/block/jobs")).bearer_auth(&t).json(&json!({"metadata": {"i": i}}))
+        })
+        .await;
+        naive_create.print("reference POST /block/jobs");
 
         // Ids, oldest first, for gets and the deep page.
         let mut ids: Vec<String> = Vec::new();
@@ -109,6 +124,18 @@ fn main() {
         })
         .await;
         get.print("GET /api/jobs/{id}");
+        let ref_ids = Arc::new((0..creates).map(|i| format!("ref-{i:08}")).collect::<Vec<_>>());
+        let mut reference_gets = Vec::new();
+        for way in ["inline", "block"] {
+            let (c, b, t, i2) =
+                (client.clone(), reference.base.clone(), token.clone(), Arc::clone(&ref_ids));
+            let stats = phase(gets, concurrency, 200, move |i| {
+                c.get(format!("{b}/{way}/jobs/{}", i2[(i * 7919) % i2.len()])).bearer_auth(&t)
+            })
+            .await;
+            stats.print(&format!("reference GET /{way}/jobs/{{id}}"));
+            reference_gets.push(stats);
+        }
 
         let (port, handle) = start_bare(sample);
         let c = client.clone();
@@ -117,8 +144,8 @@ fn main() {
                 .await;
         bare.print("GET bare actix (same JSON)");
         handle.stop(false).await;
-        let ratio = get.throughput() / bare.throughput();
-        println!("{:<28} {ratio:.2} of the bare handler's throughput", "GET ratio");
+        let of_bare = get.throughput() / bare.throughput();
+        println!("{:<28} {of_bare:.2} of the bare handler's throughput", "GET ratio");
 
         let (c, b, t) = (client.clone(), base.clone(), token.clone());
         let first = phase(lists, concurrency, 200, move |_| {
@@ -126,6 +153,13 @@ fn main() {
         })
         .await;
         first.print("GET /api/jobs first page");
+        let (c, b, t) = (client.clone(), reference.base.clone(), token.clone());
+        let ref_page = phase(lists, concurrency, 200, move |_| {
+            c.get(format!("{b}/inline/jobs?limit=100")).bearer_auth(&t)
+        })
+        .await;
+        ref_page.print("reference GET /inline/jobs (100)");
+        reference.stop().await;
         let deep_cursor = ids[(ids.len() / 50).max(100).min(ids.len() - 1)].clone();
         let (c, b, t) = (client.clone(), base.clone(), token.clone());
         let deep = phase(lists, concurrency, 200, move |_| {
@@ -139,5 +173,12 @@ fn main() {
         })
         .await;
         filtered.print("GET /api/jobs?agent_id");
+
+        println!("ratios, this server against the same-stack reference (one run):");
+        ratio("GET one job / reference inline", &get, &reference_gets[0], ">= 0.8 SQLite, 0.5 PG");
+        ratio("GET one job / reference block", &get, &reference_gets[1], "-");
+        ratio("page of 100 / reference inline page", &first, &ref_page, ">= 0.8 SQLite");
+        ratio("deep page / first page", &deep, &first, ">= 0.91, i.e. <= 1.1x the cost");
+        ratio("create / reference naive durable insert", &stats, &naive_create, ">= 3 SQLite");
     });
 }

@@ -6,6 +6,7 @@ pub mod cutter;
 pub mod db;
 pub mod load;
 pub mod receiver;
+pub mod reference;
 pub mod scripted;
 
 use std::sync::mpsc;
