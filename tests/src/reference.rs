@@ -192,13 +192,15 @@ fn subject(req: &HttpRequest, shared: &Shared) -> Option<String> {
     jsonwebtoken::decode::<Claims>(token, &shared.key, &validation).ok().map(|t| t.claims.sub)
 }
 
+/// One job by primary key. No `first()`: its bound `LIMIT ?` would make SQLite re-plan the
+/// statement on every execution (it plans with a bound LIMIT's value).
 fn one(conn: &mut SqliteConnection, id: &str, user: &str) -> QueryResult<Option<Row>> {
-    ref_jobs::table
+    let rows = ref_jobs::table
         .find(id)
         .filter(ref_jobs::user_id.eq(user))
         .select(Row::as_select())
-        .first(conn)
-        .optional()
+        .load(conn)?;
+    Ok(rows.into_iter().next())
 }
 
 fn answer(row: QueryResult<Option<Row>>) -> HttpResponse {
