@@ -86,50 +86,53 @@ impl EventHub {
         self.open.lock().map(|m| m.values().sum()).unwrap_or(0)
     }
 
-    /// Follows the table: reads what is new whenever woken (or every second), keeps it for
+    /// Follows the table: whenever woken (or every second) reads what is new, keeps it for
     /// the streams and publishes the new cursor. Runs until the process ends (restarted by
     /// the supervisor if it fails; a restart starts from the newest event, and streams
     /// behind it read the table).
     pub async fn tail(self: Arc<Self>, store: JobStore) {
-        let mut cursor = loop {
-            let s = store.clone();
-            match web::block(move || s.last_event_id()).await {
-                Ok(Ok(id)) => break id,
-                Ok(Err(err)) => log::warn!(target: "jobs::events", "reading the event log: {err}"),
-                Err(err) => log::warn!(target: "jobs::events", "event tailer: {err}"),
-            }
-            let _ = actix_web::rt::time::timeout(POLL, self.wake.notified()).await;
-        };
-        if let Ok(mut recent) = self.recent.lock() {
-            *recent = Recent { floor: cursor, items: VecDeque::new() };
-        }
-        self.publish(cursor);
+        // `None` until the newest id is known.
+        let mut cursor = None;
         loop {
-            loop {
-                let s = store.clone();
-                let read = web::block(move || s.all_events_after(cursor, PAGE)).await;
-                let events = match read {
-                    Ok(Ok(events)) => events,
-                    Ok(Err(err)) => {
-                        log::warn!(target: "jobs::events", "reading the event log: {err}");
-                        break;
-                    }
-                    Err(err) => {
-                        log::warn!(target: "jobs::events", "event tailer: {err}");
-                        break;
-                    }
-                };
-                let full = events.len() as i64 >= PAGE;
-                if let Some(last) = events.last() {
-                    cursor = last.event.id;
-                    self.keep(events);
-                    self.publish(cursor);
-                }
-                if !full {
-                    break;
-                }
+            if let Err(err) = self.catch_up(&store, &mut cursor).await {
+                log::warn!(target: "jobs::events", "reading the event log: {err}");
             }
             let _ = actix_web::rt::time::timeout(POLL, self.wake.notified()).await;
+        }
+    }
+
+    /// One round of the tailer. While no stream is open it only notes the newest id and
+    /// holds nothing: reading every event with its job and writing messages nobody waits
+    /// for would cost every write. A stream that opens meanwhile starts from an id it read
+    /// itself, and reads the table if that is older than what the hub holds.
+    async fn catch_up(&self, store: &JobStore, cursor: &mut Option<i64>) -> Result<(), String> {
+        let after = match *cursor {
+            Some(after) if self.open_streams() > 0 => after,
+            _ => {
+                let s = store.clone();
+                let newest = blocking(move || s.last_event_id()).await?;
+                if let Ok(mut recent) = self.recent.lock() {
+                    *recent = Recent { floor: newest, items: VecDeque::new() };
+                }
+                *cursor = Some(newest);
+                self.publish(newest);
+                return Ok(());
+            }
+        };
+        let mut after = after;
+        loop {
+            let s = store.clone();
+            let events = blocking(move || s.all_events_after(after, PAGE)).await?;
+            let full = events.len() as i64 >= PAGE;
+            if let Some(last) = events.last() {
+                after = last.event.id;
+                *cursor = Some(after);
+                self.keep(events);
+                self.publish(after);
+            }
+            if !full {
+                return Ok(());
+            }
         }
     }
 
@@ -197,6 +200,13 @@ impl EventHub {
         *count += 1;
         Ok(Slot { hub: self.clone(), key })
     }
+}
+
+/// Runs a store call on the blocking pool; either failure as text.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, jobs_store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    web::block(f).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
 }
 
 /// One open stream of a user; released when the stream ends.
