@@ -81,25 +81,6 @@ struct NewEvent<'a> {
     data: String,
 }
 
-/// Locks the rows of these jobs for the rest of the caller's transaction, skipping those
-/// another transaction holds (a sweep on another replica, a request), and returns the ids
-/// it locked: a batch that changes several jobs never waits for one of them. On SQLite the
-/// caller's write transaction already excludes every other writer.
-pub(crate) fn lock_jobs(
-    conn: &mut DbConnection,
-    ids: &[String],
-) -> Result<Vec<String>, diesel::result::Error> {
-    match conn {
-        DbConnection::Postgres(pg) => jobs::table
-            .filter(jobs::id.eq_any(ids))
-            .for_update()
-            .skip_locked()
-            .select(jobs::id)
-            .load(pg),
-        DbConnection::Sqlite(_) => Ok(ids.to_vec()),
-    }
-}
-
 /// Writes one event about `job` (inside the caller's transaction).
 fn record(
     conn: &mut DbConnection,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use jobs_domain::{JobId, JobStatus};
 
-use crate::db::write_transaction;
+use crate::db::{write_transaction, DbConnection};
 use crate::events::{self, Cause, EventContext};
 use crate::outbox::DeliveryState;
 use crate::schema::{idempotency_keys, jobs, webhook_deliveries};
@@ -40,7 +40,7 @@ impl JobStore {
         let expired = write_transaction(&mut conn, |conn| {
             let mut expired = 0;
             // The batch's rows, skipping any another transaction holds.
-            for id in &events::lock_jobs(conn, &due)? {
+            for id in &lock_jobs(conn, &due)? {
                 let Ok(id) = JobId::parse(id) else { continue };
                 let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
                 match change_on(conn, observer, Reach::Any, id, cause, |job| {
@@ -83,7 +83,7 @@ impl JobStore {
                 .select(jobs::id)
                 .load(conn)?;
             // The batch's rows, skipping any another transaction holds.
-            let ids = events::lock_jobs(conn, &ids)?;
+            let ids = lock_jobs(conn, &ids)?;
             if ids.is_empty() {
                 return Ok(0);
             }
@@ -136,5 +136,24 @@ impl JobStore {
                 .execute(&mut conn)?;
         }
         Ok(purged)
+    }
+}
+
+/// Locks the rows of these jobs for the rest of the caller's transaction, skipping those
+/// another transaction holds (a sweep on another replica, a request), and returns the ids
+/// it locked: a batch that changes several jobs never waits for one of them. On SQLite the
+/// caller's write transaction already excludes every other writer.
+fn lock_jobs(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> Result<Vec<String>, diesel::result::Error> {
+    match conn {
+        DbConnection::Postgres(pg) => jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .for_update()
+            .skip_locked()
+            .select(jobs::id)
+            .load(pg),
+        DbConnection::Sqlite(_) => Ok(ids.to_vec()),
     }
 }
