@@ -41,17 +41,18 @@ fn server_bin() -> String {
 }
 
 /// Resident and peak resident memory of a process, in MiB, and its number of threads.
-fn memory_mib(pid: u32) -> (f64, f64, f64) {
+fn memory_mib(pid: u32) -> (f64, f64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"), field("Threads:") * 1024.0)
+    let mib = |kb: u64| kb as f64 / 1024.0;
+    (mib(field("VmRSS:")), mib(field("VmHWM:")), field("Threads:"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
