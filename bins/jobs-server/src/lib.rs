@@ -73,7 +73,7 @@ pub struct DevToken {
 }
 
 /// All scopes, for the start-up token.
-const ALL_SCOPES: &str = "jobs:read jobs:write jobs:admin";
+const ALL_SCOPES: &str = "jobs:read jobs:write jobs:admin jobs:work";
 
 /// Builds the token verifier; without any key configured, uses the development secret kept
 /// beside the database (made on first start) and returns a ready-to-use token (all scopes,

@@ -193,6 +193,17 @@ fn the_development_secret_is_kept_owner_only_and_its_tokens_survive_a_restart() 
     let dir = tempfile::tempdir().unwrap();
     let mut first = Proc::start(command(dir.path()));
     let token = first.printed_token();
+    // Every scope, the workers' included, so that a first-time user can try all of the API.
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap(),
+    )
+    .unwrap();
+    let scopes: Vec<&str> = claims["scope"].as_str().unwrap().split(' ').collect();
+    for scope in ["jobs:read", "jobs:write", "jobs:admin", "jobs:work"] {
+        assert!(scopes.contains(&scope), "{scope} missing from {scopes:?}");
+    }
     let auth = format!("Bearer {token}");
     assert_eq!(first.get("/api/jobs", &[("Authorization", &auth)]), 200);
     let path = dir.path().join("data/jobs.db-jwt-secret");
