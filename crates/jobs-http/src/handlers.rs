@@ -79,7 +79,7 @@ async fn list(
     query.project_id = text_header(&req, "x-project-id")?;
     let vis = caller.visibility();
     let q = query.clone();
-    let page = state.run(move |store| store.list(&vis, &q)).await?;
+    let page = state.read(move |store| store.list(&vis, &q)).await?;
 
     let mut response = HttpResponse::Ok();
     if page.has_more {

@@ -74,4 +74,18 @@ impl AppState {
             .map_err(ApiError::internal)?
             .map_err(ApiError::from)
     }
+
+    /// Runs a store read: on this thread when the store's reads are cheap enough for it
+    /// (SQLite: a per-thread connection, a read in microseconds, cheaper than the hand-off
+    /// to a blocking thread and back), on the blocking pool otherwise.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&jobs_store::JobStore) -> jobs_store::StoreResult<T> + Send + 'static,
+    {
+        if self.store.reads_inline() {
+            return f(&self.store).map_err(ApiError::from);
+        }
+        self.run(f).await
+    }
 }

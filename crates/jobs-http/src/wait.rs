@@ -260,7 +260,7 @@ pub(crate) async fn read_job(
     let mut watch = wait.map(|_| state.notifier.watch_job(id));
     loop {
         let v = vis.clone();
-        let job = state.run(move |store| store.get(&v, id)).await?;
+        let job = state.read(move |store| store.get(&v, id)).await?;
         let mut response = if !none_match_hits(req, &job) {
             job_response(actix_web::http::StatusCode::OK, job)
         } else {

@@ -15,6 +15,7 @@ mod fingerprint;
 mod health;
 mod maintenance;
 mod outbox;
+mod reader;
 mod rows;
 mod schema;
 mod store;

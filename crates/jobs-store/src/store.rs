@@ -1,13 +1,13 @@
 //! `JobStore`: every operation the API needs, each one safe under concurrency.
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::TimeDelta;
 use diesel::prelude::*;
 use std::sync::Arc;
 
 use jobs_domain::event::{ChangeReason, DeleteReason};
-use jobs_domain::{Clock, Job, JobId, JobStatus, JobUpdate, ListQuery, Order, Visibility};
+use jobs_domain::{Clock, Job, JobId, JobStatus, JobUpdate, ListQuery, Visibility};
 
-use crate::db::{self, DatabaseUrl, DbConnection, DbPool, MultiBackend, PoolOptions};
+use crate::db::{self, DatabaseUrl, DbConnection, DbPool, PoolOptions};
 use crate::events::{self, Cause, EventContext};
 use crate::health::{Health, Watch};
 use crate::outbox;
@@ -81,87 +81,14 @@ pub struct JobStore {
     observer: Arc<dyn StoreObserver>,
     pub(crate) context: EventContext,
     pub(crate) clock: Clock,
+    /// Per-thread read connections, on SQLite.
+    pub(crate) readers: Option<crate::reader::Readers>,
 }
 
 impl std::fmt::Debug for JobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobStore").field("pool", &self.pool_status()).finish()
     }
-}
-
-type Key = (NaiveDateTime, String);
-
-/// The jobs one caller can see.
-fn visible(vis: &Visibility) -> jobs::BoxedQuery<'_, MultiBackend> {
-    let query = jobs::table.filter(jobs::org_id.eq(&vis.org_id)).into_boxed();
-    match &vis.user_id {
-        Some(user) => query.filter(jobs::user_id.eq(user)),
-        None => query,
-    }
-}
-
-/// `(created_at, id) <op> (at, id)`: a row-value comparison, which SQLite (3.15+) and
-/// PostgreSQL both turn into an index range.
-fn keyset_bound(
-    op: &'static str,
-    at: NaiveDateTime,
-    id: String,
-) -> Box<dyn BoxableExpression<jobs::table, MultiBackend, SqlType = diesel::sql_types::Bool>> {
-    use diesel::sql_types::{Text, Timestamp};
-    Box::new(
-        diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("(jobs.created_at, jobs.id) {op} ("))
-            .bind::<Timestamp, _>(at)
-            .sql(", ")
-            .bind::<Text, _>(id)
-            .sql(")"),
-    )
-}
-
-/// The SQL of a list page (without its cursors' lookup), shared by `list` and the
-/// query-plan tests.
-pub(crate) fn list_query<'a>(
-    vis: &'a Visibility,
-    q: &'a ListQuery,
-    before: Option<Key>,
-    after: Option<Key>,
-) -> jobs::BoxedQuery<'a, MultiBackend> {
-    let mut query = visible(vis);
-    if let Some(statuses) = &q.statuses {
-        let names: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
-        // One status is an equality: PostgreSQL 15 reads `= ANY(array)` off an index in no
-        // useful order, so it walked all of the caller's jobs rather than sort the matches.
-        query = match names.as_slice() {
-            [one] => query.filter(jobs::status.eq(*one)),
-            _ => query.filter(jobs::status.eq_any(names)),
-        };
-    }
-    if let Some(job_type) = q.job_type {
-        query = query.filter(jobs::job_type.eq(job_type.as_str()));
-    }
-    if let Some(source) = &q.source_id {
-        query = query.filter(jobs::source_id.eq(source));
-    }
-    if let Some(agent) = &q.agent_id {
-        query = query.filter(jobs::agent_id.eq(agent));
-    }
-    if let Some(project) = &q.project_id {
-        query = query.filter(jobs::project_id.eq(project));
-    }
-    // Keyset bounds on the full key, as row values: `(created_at, id) < (?, ?)` is one
-    // range on the index, so a page costs the same however deep it starts, even when many
-    // jobs share a timestamp (an `a < x OR (a = x AND b < y)` form would seek on
-    // `created_at` alone and walk every tie).
-    if let Some((at, id)) = before {
-        query = query.filter(keyset_bound("<", at, id));
-    }
-    if let Some((at, id)) = after {
-        query = query.filter(keyset_bound(">", at, id));
-    }
-    query = match q.order {
-        Order::Asc => query.order_by((jobs::created_at.asc(), jobs::id.asc())),
-        Order::Desc => query.order_by((jobs::created_at.desc(), jobs::id.desc())),
-    };
-    query.limit(i64::from(q.limit.get()) + 1)
 }
 
 /// One job by primary key, whoever owns it: the hottest query of the API.
@@ -258,33 +185,6 @@ pub(crate) fn change_on<E: Into<StoreError>>(
     Err(StoreError::Unavailable(format!("job {id} is changing too fast to update").into()))
 }
 
-/// One page of visible jobs on a given connection (shared by `list` and the plan tests).
-fn list_on(conn: &mut DbConnection, vis: &Visibility, q: &ListQuery) -> StoreResult<Page> {
-    let mut cursor = |id: Option<JobId>, name: &str| -> StoreResult<Option<Key>> {
-        let Some(id) = id else { return Ok(None) };
-        let row = find(conn, vis, id)?.ok_or_else(|| {
-            StoreError::InvalidCursor(format!("{name}: {id} is not one of your jobs"))
-        })?;
-        Ok(Some((row.created_at, row.id)))
-    };
-    let before = cursor(q.before, "before")?;
-    let after = cursor(q.after, "after")?;
-    if let (Some(b), Some(a)) = (&before, &after) {
-        if b <= a {
-            return Err(StoreError::InvalidCursor("before must be newer than after".into()));
-        }
-    }
-    if q.statuses.as_ref().is_some_and(|s| s.is_empty()) {
-        return Ok(Page { jobs: Vec::new(), has_more: false });
-    }
-    let mut rows: Vec<JobRow> =
-        list_query(vis, q, before, after).select(JobRow::as_select()).load(conn)?;
-    let has_more = rows.len() > usize::from(q.limit.get());
-    rows.truncate(usize::from(q.limit.get()));
-    let jobs = rows.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
-    Ok(Page { jobs, has_more })
-}
-
 impl JobStore {
     /// Opens the database, applying pending migrations.
     pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<JobStore> {
@@ -297,6 +197,10 @@ impl JobStore {
             observer: Arc::new(NoObserver),
             context: EventContext::system(),
             clock: jobs_domain::system_clock(),
+            readers: match url {
+                DatabaseUrl::Sqlite(path) => Some(crate::reader::Readers::new(path)),
+                DatabaseUrl::Postgres(_) => None,
+            },
         })
     }
 
@@ -317,13 +221,12 @@ impl JobStore {
 
     /// One visible job.
     pub fn get(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
-        let mut conn = self.conn()?;
-        find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?.into_job()
+        self.read(|conn| find(conn, vis, id)?.ok_or(StoreError::NotFound)?.into_job())
     }
 
     /// One page of visible jobs, keyset-paginated on (`created_at`, `id`).
     pub fn list(&self, vis: &Visibility, q: &ListQuery) -> StoreResult<Page> {
-        list_on(&mut *self.conn()?, vis, q)
+        self.read(|conn| list::list_on(conn, vis, q))
     }
 
     /// Applies a worker's update with compare-and-set.
@@ -388,5 +291,6 @@ impl JobStore {
 
 mod clock;
 mod create;
+mod list;
 #[cfg(test)]
 mod plan_tests;

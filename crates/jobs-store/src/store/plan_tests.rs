@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::list::list_on;
 use super::*;
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::sql_types::Text;
@@ -237,5 +238,55 @@ fn getting_one_job_seeks_the_primary_key() {
         });
         assert_eq!(sql.len(), 1);
         assert_indexed(&plan(&mut conn, &sql[0]), "get");
+    }
+}
+
+#[test]
+fn a_repeated_page_or_job_read_is_prepared_once_and_then_served_from_the_statement_cache() {
+    let (_dir, store) = store();
+    let owner = Owner::new("org", "ann", None);
+    let ids: Vec<JobId> = (0..3)
+        .map(|_| store.create(owner.clone(), NewJob::default(), None).unwrap().job.id)
+        .collect();
+    let vis = Visibility::user("org", "ann");
+    let newest = ids[2].to_string();
+    let queries: Vec<ListQuery> = [vec![], vec![("before", newest.as_str())], vec![("limit", "2")]]
+        .into_iter()
+        .map(|pairs| {
+            let pairs = pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            ListQuery::from_pairs(pairs, ListDefaults::LIST).unwrap()
+        })
+        .collect();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let mut conn = store.conn().unwrap();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+        InstrumentationEvent::StartQuery { query, .. } => {
+            let sql = query.to_string();
+            sink.lock().unwrap().push(("start", sql.split("-- binds").next().unwrap().to_owned()));
+        }
+        InstrumentationEvent::CacheQuery { sql, .. } => {
+            sink.lock().unwrap().push(("cache", sql.to_owned()));
+        }
+        _ => {}
+    });
+    for _ in 0..3 {
+        for q in &queries {
+            list_on(&mut conn, &vis, q).unwrap();
+        }
+        find(&mut conn, &vis, ids[0]).unwrap().unwrap();
+    }
+    conn.set_instrumentation(Option::<Box<dyn Instrumentation>>::None);
+    let events = events.lock().unwrap().clone();
+    let started: std::collections::BTreeSet<&str> =
+        events.iter().filter(|(kind, _)| *kind == "start").map(|(_, sql)| sql.trim()).collect();
+    let cached: Vec<&str> =
+        events.iter().filter(|(kind, _)| *kind == "cache").map(|(_, sql)| sql.trim()).collect();
+    // Three list shapes, two page sizes among them, and the read by id.
+    assert_eq!(started.len(), 4, "{started:#?}");
+    for sql in &started {
+        assert_eq!(cached.iter().filter(|c| c == &sql).count(), 1, "not cached once: {sql}");
+        // A bound LIMIT makes SQLite plan the statement again whenever it is rebound.
+        assert!(!sql.contains("LIMIT ?") && !sql.contains("LIMIT $"), "{sql}");
     }
 }

@@ -1,0 +1,177 @@
+//! One page of a caller's jobs, keyset-paginated on (`created_at`, `id`).
+//!
+//! A dashboard asks for the same few pages over and over, so the query is built so that
+//! each backend's statement cache keeps it prepared: it runs on the concrete connection
+//! (through the multi-backend wrapper diesel prepares every statement anew), the keyset
+//! bound is a cacheable expression rather than an SQL literal, and the `LIMIT` is written
+//! into the SQL rather than bound. SQLite plans with a bound `LIMIT`'s value, so rebinding
+//! it expires the statement and every page would parse and plan the query again (seen in
+//! perf as `sqlite3Reprepare`). Page sizes are few, so each gets its own cached statement.
+
+use chrono::NaiveDateTime;
+use diesel::backend::Backend;
+use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Bool, Text, Timestamp};
+
+use jobs_domain::{JobId, ListQuery, Order, Visibility};
+
+use super::{find, Page};
+use crate::db::DbConnection;
+use crate::rows::JobRow;
+use crate::schema::jobs;
+use crate::{StoreError, StoreResult};
+
+/// A position in the list: a job's (`created_at`, `id`).
+pub(crate) type Key = (NaiveDateTime, String);
+
+/// `(jobs.created_at, jobs.id) <op> (?, ?)`: a row-value comparison, which SQLite (3.15+)
+/// and PostgreSQL both turn into one index range, so a page costs the same however deep it
+/// starts, even when many jobs share a timestamp (an `a < x OR (a = x AND b < y)` form
+/// would seek on `created_at` alone and walk every tie).
+#[derive(Debug, Clone)]
+pub(crate) struct KeysetBound {
+    /// `<` (before) or `>` (after).
+    op: &'static str,
+    key: Key,
+}
+
+impl Expression for KeysetBound {
+    type SqlType = Bool;
+}
+
+impl ValidGrouping<()> for KeysetBound {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl AppearsOnTable<jobs::table> for KeysetBound {}
+
+impl QueryId for KeysetBound {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> QueryFragment<DB> for KeysetBound
+where
+    DB: Backend,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    String: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("(jobs.created_at, jobs.id) ");
+        out.push_sql(self.op);
+        out.push_sql(" (");
+        out.push_bind_param::<Timestamp, _>(&self.key.0)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.key.1)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// A query with `LIMIT n` written into its SQL.
+#[derive(Debug, Clone)]
+pub(crate) struct Limited<Q> {
+    query: Q,
+    limit: u32,
+}
+
+impl<Q: Query> Query for Limited<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> QueryId for Limited<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for Limited<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.query.walk_ast(out.reborrow())?;
+        out.push_sql(&format!(" LIMIT {}", self.limit));
+        Ok(())
+    }
+}
+
+impl<Q, C> RunQueryDsl<C> for Limited<Q> {}
+
+/// The SQL of a list page, for the connection it runs on (its backend is inferred where
+/// the query is loaded). Shared by [`list_on`] and the query-plan tests.
+macro_rules! list_query {
+    ($vis:expr, $q:expr, $before:expr, $after:expr) => {{
+        let (vis, q): (&Visibility, &ListQuery) = ($vis, $q);
+        let mut query = jobs::table.filter(jobs::org_id.eq(&vis.org_id)).into_boxed();
+        if let Some(user) = &vis.user_id {
+            query = query.filter(jobs::user_id.eq(user));
+        }
+        if let Some(statuses) = &q.statuses {
+            let names: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
+            // One status is an equality: PostgreSQL 15 reads `= ANY(array)` off an index in
+            // no useful order, so it walked all of the caller's jobs rather than sort the
+            // matches.
+            query = match names.as_slice() {
+                [one] => query.filter(jobs::status.eq(*one)),
+                _ => query.filter(jobs::status.eq_any(names)),
+            };
+        }
+        if let Some(job_type) = q.job_type {
+            query = query.filter(jobs::job_type.eq(job_type.as_str()));
+        }
+        if let Some(source) = &q.source_id {
+            query = query.filter(jobs::source_id.eq(source));
+        }
+        if let Some(agent) = &q.agent_id {
+            query = query.filter(jobs::agent_id.eq(agent));
+        }
+        if let Some(project) = &q.project_id {
+            query = query.filter(jobs::project_id.eq(project));
+        }
+        if let Some(key) = $before {
+            query = query.filter(KeysetBound { op: "<", key });
+        }
+        if let Some(key) = $after {
+            query = query.filter(KeysetBound { op: ">", key });
+        }
+        query = match q.order {
+            Order::Asc => query.order_by((jobs::created_at.asc(), jobs::id.asc())),
+            Order::Desc => query.order_by((jobs::created_at.desc(), jobs::id.desc())),
+        };
+        // One more than the page, to tell whether another follows.
+        Limited { query: query.select(JobRow::as_select()), limit: u32::from(q.limit.get()) + 1 }
+    }};
+}
+
+/// One page of visible jobs on a given connection (shared by `list` and the plan tests).
+pub(crate) fn list_on(
+    conn: &mut DbConnection,
+    vis: &Visibility,
+    q: &ListQuery,
+) -> StoreResult<Page> {
+    let mut cursor = |id: Option<JobId>, name: &str| -> StoreResult<Option<Key>> {
+        let Some(id) = id else { return Ok(None) };
+        let row = find(conn, vis, id)?.ok_or_else(|| {
+            StoreError::InvalidCursor(format!("{name}: {id} is not one of your jobs"))
+        })?;
+        Ok(Some((row.created_at, row.id)))
+    };
+    let before = cursor(q.before, "before")?;
+    let after = cursor(q.after, "after")?;
+    if let (Some(b), Some(a)) = (&before, &after) {
+        if b <= a {
+            return Err(StoreError::InvalidCursor("before must be newer than after".into()));
+        }
+    }
+    if q.statuses.as_ref().is_some_and(|s| s.is_empty()) {
+        return Ok(Page { jobs: Vec::new(), has_more: false });
+    }
+    let mut rows: Vec<JobRow> = match conn {
+        DbConnection::Sqlite(c) => list_query!(vis, q, before, after).load(c)?,
+        DbConnection::Postgres(c) => list_query!(vis, q, before, after).load(c)?,
+    };
+    let has_more = rows.len() > usize::from(q.limit.get());
+    rows.truncate(usize::from(q.limit.get()));
+    let jobs = rows.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page { jobs, has_more })
+}
