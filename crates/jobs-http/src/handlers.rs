@@ -165,8 +165,16 @@ pub async fn create_job(
     };
     let new = new_job(body, &state).await?;
     let owner = caller.owner(project_id);
-    let created =
-        state.run(move |store| store.create_in(owner, new, key.as_deref(), start)).await?;
+    let created = match key {
+        // The commonest write waits for its group commit without holding a thread.
+        None => state
+            .store
+            .acting(crate::events::context())
+            .create_new(owner, new, start)
+            .await
+            .map_err(ApiError::from)?,
+        Some(key) => state.run(move |store| store.create_in(owner, new, Some(&key), start)).await?,
+    };
     state.notifier.job_changed(&created.job);
     let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
     Ok(job_response(status, created.job))

@@ -27,12 +27,27 @@ pub struct ChangeNotice {
 /// transaction when there is one: PostgreSQL delivers it when that commits.
 pub(crate) fn notify(conn: &mut DbConnection, job: &Job) -> QueryResult<()> {
     if let DbConnection::Postgres(c) = conn {
-        let mut payload = job.id.to_string();
-        if job.status == JobStatus::Pending {
-            payload.push_str(" pending");
-        }
         diesel::sql_query("SELECT pg_notify('jobs_changes', $1)")
-            .bind::<Text, _>(payload)
+            .bind::<Text, _>(payload(job))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// What a notice about `job` says (read back by [`parse`]).
+fn payload(job: &Job) -> String {
+    match job.status {
+        JobStatus::Pending => format!("{} pending", job.id),
+        _ => job.id.to_string(),
+    }
+}
+
+/// [`notify`] for each of `jobs`, in one statement.
+pub(crate) fn notify_all(conn: &mut DbConnection, jobs: &[&Job]) -> QueryResult<()> {
+    if let DbConnection::Postgres(c) = conn {
+        let payloads: Vec<String> = jobs.iter().map(|job| payload(job)).collect();
+        diesel::sql_query("SELECT pg_notify('jobs_changes', p) FROM unnest($1::text[]) AS p")
+            .bind::<diesel::sql_types::Array<Text>, _>(payloads)
             .execute(c)?;
     }
     Ok(())

@@ -124,10 +124,12 @@ impl JobStore {
         id: JobId,
         lease_seconds: Option<i64>,
     ) -> StoreResult<Job> {
-        let mut conn = self.conn()?;
-        let renew = |job: &Job| job.renew_lease(worker, lease_seconds, self.now()).map(Some);
-        let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, renew)?.job)
+        let (vis, worker) = (vis.clone(), worker.to_owned());
+        self.write(move |store, conn| {
+            let renew = |job: &Job| job.renew_lease(&worker, lease_seconds, store.now()).map(Some);
+            let cause = Cause { cx: &store.context, reason: ChangeReason::Update };
+            Ok(change_on(conn, store.observer(), Reach::Caller(&vis), id, cause, renew)?.job)
+        })
     }
 
     /// A worker's update by `worker`: refused while another worker holds the job; renews
@@ -141,15 +143,18 @@ impl JobStore {
         update: &JobUpdate,
         if_match: Option<&[i64]>,
     ) -> StoreResult<Job> {
-        let mut conn = self.conn()?;
-        let next = |job: &Job| -> StoreResult<Option<Job>> {
-            precondition(job, if_match)?;
-            job.check_claimer(worker)?;
-            let at = self.now();
-            Ok(Some(job.apply_update(update, at)?.renewed_by(worker, at)))
-        };
-        let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
+        let (vis, worker, update) = (vis.clone(), worker.to_owned(), update.clone());
+        let if_match = if_match.map(<[i64]>::to_vec);
+        self.write(move |store, conn| {
+            let next = |job: &Job| -> StoreResult<Option<Job>> {
+                precondition(job, if_match.as_deref())?;
+                job.check_claimer(&worker)?;
+                let at = store.now();
+                Ok(Some(job.apply_update(&update, at)?.renewed_by(&worker, at)))
+            };
+            let cause = Cause { cx: &store.context, reason: ChangeReason::Update };
+            Ok(change_on(conn, store.observer(), Reach::Caller(&vis), id, cause, next)?.job)
+        })
     }
 
     /// [`JobStore::cancel`], only while the job's version is one of `if_match` (when given).
@@ -159,12 +164,14 @@ impl JobStore {
         id: JobId,
         if_match: Option<&[i64]>,
     ) -> StoreResult<Job> {
-        let mut conn = self.conn()?;
-        let next = |job: &Job| -> StoreResult<Option<Job>> {
-            precondition(job, if_match)?;
-            Ok(job.cancel(self.now())?)
-        };
-        let cause = Cause { cx: &self.context, reason: ChangeReason::Cancel };
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
+        let (vis, if_match) = (vis.clone(), if_match.map(<[i64]>::to_vec));
+        self.write(move |store, conn| {
+            let next = |job: &Job| -> StoreResult<Option<Job>> {
+                precondition(job, if_match.as_deref())?;
+                Ok(job.cancel(store.now())?)
+            };
+            let cause = Cause { cx: &store.context, reason: ChangeReason::Cancel };
+            Ok(change_on(conn, store.observer(), Reach::Caller(&vis), id, cause, next)?.job)
+        })
     }
 }

@@ -156,6 +156,13 @@ pub struct Manager {
     url: DatabaseUrl,
 }
 
+impl Manager {
+    /// A manager of connections to `url`.
+    pub(crate) fn new(url: DatabaseUrl) -> Manager {
+        Manager { url }
+    }
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = DbConnection;
     type Error = ConnectError;
@@ -265,7 +272,7 @@ pub(crate) fn open(
         .connection_timeout(options.connection_timeout)
         .error_handler(Box::new(watch.clone()))
         .event_handler(Box::new(watch))
-        .build(Manager { url: url.clone() })
+        .build(Manager::new(url.clone()))
         .map_err(|e| anyhow::anyhow!("opening the {} pool: {e}", url.backend()))
 }
 

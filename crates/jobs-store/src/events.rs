@@ -66,8 +66,9 @@ impl JobStore {
     }
 }
 
+/// Absent values are written as NULL, so that a batch of events is one statement.
 #[derive(Insertable)]
-#[diesel(table_name = job_events)]
+#[diesel(table_name = job_events, treat_none_as_default_value = false)]
 struct NewEvent<'a> {
     job_id: String,
     org_id: &'a str,
@@ -107,13 +108,38 @@ fn record(
     Ok(())
 }
 
-/// `job.created`.
-pub(crate) fn created(
+/// `job.created` for each of a batch of new jobs, in one statement.
+pub(crate) fn created_all(
     conn: &mut DbConnection,
-    cx: &EventContext,
-    job: &Job,
+    jobs: &[(&Job, &EventContext)],
 ) -> Result<(), diesel::result::Error> {
-    record(conn, cx, job, job.created_at.naive_utc(), event::created(job))
+    let what: Vec<(EventType, String)> = jobs
+        .iter()
+        .map(|(job, _)| event::created(job))
+        .map(|(ty, data)| (ty, data.to_string()))
+        .collect();
+    let rows: Vec<NewEvent<'_>> = jobs
+        .iter()
+        .zip(what)
+        .map(|((job, cx), (ty, data))| NewEvent {
+            job_id: job.id.to_string(),
+            org_id: &job.owner.org_id,
+            user_id: &job.owner.user_id,
+            job_type: job.job_type.as_str(),
+            agent_id: job.agent_id.as_deref(),
+            event_type: ty.as_str(),
+            at: job.created_at.naive_utc(),
+            actor: &cx.actor,
+            request_id: cx.request_id.as_deref(),
+            data,
+        })
+        .collect();
+    // A batch insert is one statement on each backend, not through the multi-backend wrapper.
+    match conn {
+        DbConnection::Sqlite(c) => diesel::insert_into(job_events::table).values(rows).execute(c),
+        DbConnection::Postgres(c) => diesel::insert_into(job_events::table).values(rows).execute(c),
+    }?;
+    Ok(())
 }
 
 /// `job.status_changed` or `job.updated`.

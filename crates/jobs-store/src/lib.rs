@@ -19,6 +19,7 @@ mod reader;
 mod rows;
 mod schema;
 mod store;
+mod writer;
 
 pub use changes::{ChangeNotice, CHANNEL};
 pub use claims::ClaimFilter;

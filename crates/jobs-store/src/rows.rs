@@ -8,8 +8,10 @@ use crate::schema::{idempotency_keys, jobs};
 use crate::StoreError;
 
 /// A `jobs` row.
+/// Absent values are written as NULL (the columns' default anyway), so that an insert is one
+/// cacheable statement, and a batch of rows one statement, on SQLite too.
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
-#[diesel(table_name = jobs)]
+#[diesel(table_name = jobs, treat_none_as_default_value = false)]
 pub(crate) struct JobRow {
     pub id: String,
     pub org_id: String,

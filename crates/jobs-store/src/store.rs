@@ -78,9 +78,11 @@ pub struct JobStore {
     pub(crate) pool: DbPool,
     pub(crate) health: Arc<Health>,
     backend: &'static str,
-    observer: Arc<dyn StoreObserver>,
+    pub(crate) observer: Arc<dyn StoreObserver>,
     pub(crate) context: EventContext,
     pub(crate) clock: Clock,
+    /// The group-commit writer.
+    pub(crate) writer: Arc<crate::writer::Writer>,
     /// Per-thread read connections, on SQLite.
     pub(crate) readers: Option<crate::reader::Readers>,
 }
@@ -190,8 +192,11 @@ impl JobStore {
     pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> anyhow::Result<JobStore> {
         let tested = matches!(url, DatabaseUrl::Postgres(_));
         let health = Arc::new(Health::new(options.connection_timeout, tested));
+        let writer = crate::writer::Writer::start(db::Manager::new(url.clone()))
+            .map_err(|e| anyhow::anyhow!("starting the writer thread: {e}"))?;
         Ok(JobStore {
             pool: db::open(url, options, Watch(health.clone()))?,
+            writer: Arc::new(writer),
             health,
             backend: url.backend(),
             observer: Arc::new(NoObserver),
@@ -231,19 +236,32 @@ impl JobStore {
 
     /// Applies a worker's update with compare-and-set.
     pub fn update(&self, vis: &Visibility, id: JobId, update: &JobUpdate) -> StoreResult<Job> {
-        let mut conn = self.conn()?;
-        let next = |job: &Job| job.apply_update(update, self.now()).map(Some);
-        let cause = Cause { cx: &self.context, reason: ChangeReason::Update };
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
+        let (vis, update) = (vis.clone(), update.clone());
+        self.write(move |store, conn| {
+            let next = |job: &Job| job.apply_update(&update, store.now()).map(Some);
+            let cause = Cause { cx: &store.context, reason: ChangeReason::Update };
+            Ok(change_on(conn, store.observer(), Reach::Caller(&vis), id, cause, next)?.job)
+        })
     }
 
     /// Cancels a job: active jobs become `cancelled`, a cancelled job is returned
     /// unchanged, a finished one is a transition error.
     pub fn cancel(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
-        let mut conn = self.conn()?;
-        let cause = Cause { cx: &self.context, reason: ChangeReason::Cancel };
-        let next = |job: &Job| job.cancel(self.now());
-        Ok(change_on(&mut conn, self.observer(), Reach::Caller(vis), id, cause, next)?.job)
+        self.cancel_if(vis, id, None)
+    }
+
+    /// Runs a write: on SQLite in the group-commit writer (SQLite writes one transaction at
+    /// a time anyway, and the writer shares each commit among the writes that arrive
+    /// together), on PostgreSQL on a pooled connection (its writers run side by side).
+    pub(crate) fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&JobStore, &mut DbConnection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        if self.readers.is_none() {
+            return write(self, &mut *self.conn()?);
+        }
+        let store = self.clone();
+        self.writer.write(move |conn| write(&store, conn))
     }
 
     /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].
@@ -259,9 +277,19 @@ impl JobStore {
         id: JobId,
         if_match: Option<&[i64]>,
     ) -> StoreResult<Job> {
-        let mut conn = self.conn()?;
+        let (vis, if_match) = (vis.clone(), if_match.map(<[i64]>::to_vec));
+        self.write(move |store, conn| store.delete_on(conn, &vis, id, if_match.as_deref()))
+    }
+
+    fn delete_on(
+        &self,
+        conn: &mut DbConnection,
+        vis: &Visibility,
+        id: JobId,
+        if_match: Option<&[i64]>,
+    ) -> StoreResult<Job> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let row = find(&mut conn, vis, id)?.ok_or(StoreError::NotFound)?;
+            let row = find(conn, vis, id)?.ok_or(StoreError::NotFound)?;
             let version = row.version;
             let job = row.into_job()?;
             crate::claims::precondition(&job, if_match)?;
@@ -291,6 +319,9 @@ impl JobStore {
 
 mod clock;
 mod create;
+#[cfg(test)]
+pub(crate) use create::block_on;
+pub(crate) use create::insert_jobs;
 mod list;
 #[cfg(test)]
 mod plan_tests;
