@@ -154,7 +154,7 @@ pub async fn job_events(
 pub fn event_routes(cfg: &mut web::ServiceConfig) {
     for prefix in ["/api", "/v1"] {
         cfg.service(
-            web::resource(format!("{prefix}/jobs/{{job_id}}/events"))
+            crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}/events"))
                 .route(web::get().to(job_events)),
         );
     }

@@ -92,36 +92,37 @@ pub async fn not_found() -> HttpResponse {
 pub fn job_routes(cfg: &mut web::ServiceConfig) {
     for prefix in ["/api", "/v1"] {
         cfg.service(
-            web::resource(format!("{prefix}/jobs"))
+            crate::metrics::resource(&format!("{prefix}/jobs"))
                 .route(web::get().to(handlers::list_jobs))
                 .route(web::post().to(handlers::create_job)),
         )
         .service(
-            web::resource(format!("{prefix}/jobs/active"))
+            crate::metrics::resource(&format!("{prefix}/jobs/active"))
                 .route(web::get().to(handlers::list_active_jobs)),
         )
         // Before `{job_id}`, so that `claim` is never read as a job id.
         .service(
-            web::resource(format!("{prefix}/jobs/claim"))
+            crate::metrics::resource(&format!("{prefix}/jobs/claim"))
                 .route(web::post().to(crate::workers::claim_job)),
         )
+        // The hottest route (a GET of one job) is tried first among those with an id.
         .service(
-            web::resource(format!("{prefix}/jobs/{{job_id}}/heartbeat"))
-                .route(web::post().to(crate::workers::heartbeat)),
-        )
-        .service(
-            web::resource(format!("{prefix}/jobs/{{job_id}}"))
+            crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}"))
                 .route(web::get().to(handlers::get_job))
                 .route(web::patch().to(handlers::update_job))
                 .route(web::delete().to(handlers::delete_job)),
         )
         .service(
-            web::resource(format!("{prefix}/jobs/{{job_id}}/cancel"))
+            crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}/heartbeat"))
+                .route(web::post().to(crate::workers::heartbeat)),
+        )
+        .service(
+            crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}/cancel"))
                 .route(web::patch().to(handlers::cancel_job)),
         );
     }
     cfg.service(
-        web::resource("/v1/jobs/")
+        crate::metrics::resource("/v1/jobs/")
             .route(web::get().to(handlers::list_jobs))
             .route(web::post().to(handlers::create_job)),
     );
@@ -129,9 +130,9 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
 
 /// Registers `/healthz`, `/readyz` and `/metrics`.
 pub fn health_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
-        .service(web::resource("/healthz").route(web::get().to(healthz)))
-        .service(web::resource("/readyz").route(web::get().to(readyz)));
+    cfg.service(crate::metrics::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
+        .service(crate::metrics::resource("/healthz").route(web::get().to(healthz)))
+        .service(crate::metrics::resource("/readyz").route(web::get().to(readyz)));
 }
 
 /// Liveness: the process serves requests.

@@ -265,6 +265,9 @@ async fn next_message(mut s: Stream) -> Option<(Result<Bytes, actix_web::Error>,
 /// Registers the change stream under `/api` and `/v1`.
 pub fn stream_routes(cfg: &mut web::ServiceConfig) {
     for prefix in ["/api", "/v1"] {
-        cfg.service(web::resource(format!("{prefix}/events")).route(web::get().to(stream_events)));
+        cfg.service(
+            crate::metrics::resource(&format!("{prefix}/events"))
+                .route(web::get().to(stream_events)),
+        );
     }
 }
