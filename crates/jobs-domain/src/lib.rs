@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod query;
 pub mod status;
 pub mod tenancy;
+pub mod timestamp;
 
 pub use callback::{address, CallbackUrl};
 pub use claim::{check_lease_seconds, LeaseError, DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS};

@@ -51,11 +51,11 @@ fn wire_enum<const N: usize>(description: &str, names: [&str; N]) -> RefOr<Schem
 /// Timestamps always carry six fractional digits and a `Z`
 /// (`2026-11-28T20:49:56.504500Z`), so clients may parse them at a fixed width.
 mod rfc3339_micros {
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use chrono::{DateTime, Utc};
     use serde::Serializer;
 
     pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+        s.serialize_str(&jobs_domain::timestamp::rfc3339_micros(*at))
     }
 
     pub mod option {

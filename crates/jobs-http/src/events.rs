@@ -5,7 +5,6 @@ use std::cell::RefCell;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::SecondsFormat;
 use jobs_domain::event::Event;
 use jobs_store::EventContext;
 use serde::{Deserialize, Serialize};
@@ -69,7 +68,7 @@ impl From<Event> for EventView {
             id: e.id,
             event_type: e.event_type.as_str().to_owned(),
             job_id: e.job_id.to_string(),
-            at: e.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            at: jobs_domain::timestamp::rfc3339_micros(e.at),
             actor: e.actor,
             request_id: e.request_id,
             data: e.data,

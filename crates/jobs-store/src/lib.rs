@@ -18,6 +18,7 @@ mod outbox;
 mod reader;
 mod rows;
 mod schema;
+mod stamp;
 mod store;
 mod writer;
 

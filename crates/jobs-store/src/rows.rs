@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use jobs_domain::{Job, JobId, Owner};
 
 use crate::schema::{idempotency_keys, jobs};
+use crate::stamp::Stamp;
 use crate::StoreError;
 
 /// A `jobs` row.
@@ -24,20 +25,20 @@ pub(crate) struct JobRow {
     pub source_id: Option<String>,
     pub metadata: String,
     pub callback_url: Option<String>,
-    pub callback_sent_at: Option<NaiveDateTime>,
+    pub callback_sent_at: Option<Stamp>,
     pub callback_status_code: Option<i32>,
     pub callback_error: Option<String>,
     pub ttft_ns: Option<i64>,
     pub total_duration_ns: Option<i64>,
     pub timeout_seconds: Option<i64>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-    pub completed_at: Option<NaiveDateTime>,
-    pub started_at: Option<NaiveDateTime>,
-    pub expires_at: Option<NaiveDateTime>,
+    pub created_at: Stamp,
+    pub updated_at: Stamp,
+    pub completed_at: Option<Stamp>,
+    pub started_at: Option<Stamp>,
+    pub expires_at: Option<Stamp>,
     pub version: i64,
     pub claimed_by: Option<String>,
-    pub lease_expires_at: Option<NaiveDateTime>,
+    pub lease_expires_at: Option<Stamp>,
     pub lease_seconds: Option<i64>,
 }
 
@@ -75,8 +76,12 @@ fn naive(at: DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc()
 }
 
-fn utc(at: NaiveDateTime) -> DateTime<Utc> {
-    at.and_utc()
+fn stamp(at: DateTime<Utc>) -> Stamp {
+    Stamp(at.naive_utc())
+}
+
+fn utc(at: Stamp) -> DateTime<Utc> {
+    at.0.and_utc()
 }
 
 fn corrupt(what: &str, id: &str) -> StoreError {
@@ -97,20 +102,20 @@ impl JobRow {
             source_id: job.source_id.clone(),
             metadata: serde_json::Value::Object(job.metadata.clone()).to_string(),
             callback_url: job.callback_url.clone(),
-            callback_sent_at: job.callback_sent_at.map(naive),
+            callback_sent_at: job.callback_sent_at.map(stamp),
             callback_status_code: job.callback_status_code,
             callback_error: job.callback_error.clone(),
             ttft_ns: job.ttft_ns,
             total_duration_ns: job.total_duration_ns,
             timeout_seconds: job.timeout_seconds,
-            created_at: naive(job.created_at),
-            updated_at: naive(job.updated_at),
-            completed_at: job.completed_at.map(naive),
-            started_at: job.started_at.map(naive),
-            expires_at: job.expires_at().map(naive),
+            created_at: stamp(job.created_at),
+            updated_at: stamp(job.updated_at),
+            completed_at: job.completed_at.map(stamp),
+            started_at: job.started_at.map(stamp),
+            expires_at: job.expires_at().map(stamp),
             version: job.version,
             claimed_by: job.claimed_by.clone(),
-            lease_expires_at: job.lease_expires_at.map(naive),
+            lease_expires_at: job.lease_expires_at.map(stamp),
             lease_seconds: job.lease_seconds,
         }
     }

@@ -3,7 +3,6 @@
 //! says before any lookup ([`screen`]), and the event a finished job sends. Creation and
 //! delivery both use these; the name lookup between them is the http crate's `resolve`.
 
-use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
 use crate::job::Job;
@@ -24,7 +23,7 @@ pub fn completion_event(job: &Job) -> Option<Value> {
     Some(json!({
         "job_id": job.id.to_string(),
         "status": job.status.as_str(),
-        "completed_at": job.completed_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        "completed_at": job.completed_at.map(crate::timestamp::rfc3339_micros),
         "metadata": Value::Object(job.metadata.clone()),
     }))
 }

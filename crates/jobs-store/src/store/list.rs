@@ -154,7 +154,7 @@ pub(crate) fn list_on(
         let row = find(conn, vis, id)?.ok_or_else(|| {
             StoreError::InvalidCursor(format!("{name}: {id} is not one of your jobs"))
         })?;
-        Ok(Some((row.created_at, row.id)))
+        Ok(Some((row.created_at.0, row.id)))
     };
     let before = cursor(q.before, "before")?;
     let after = cursor(q.after, "after")?;
