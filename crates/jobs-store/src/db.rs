@@ -97,14 +97,17 @@ macro_rules! sqlite_busy_timeout {
 }
 
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, a busy timeout
-/// so writers queue instead of failing, and `synchronous=FULL` so that an acknowledged write
-/// survives a power loss, not just a process crash.
+/// so writers queue instead of failing, `synchronous=FULL` so that an acknowledged write
+/// survives a power loss, not just a process crash, and temporary storage in memory: the
+/// group-commit writer runs each write in a savepoint, whose undo copies (the statement
+/// journal) went to a temporary file, a tenth of the writer's time in a profile.
 /// The busy timeout comes first: switching to WAL itself needs a lock when connections open
 /// together.
 const SQLITE_SETUP: &str = concat!(
     sqlite_busy_timeout!(),
     "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
+     PRAGMA temp_store = MEMORY;
      PRAGMA foreign_keys = ON;"
 );
 
