@@ -82,6 +82,20 @@ fn the_table_output_shows_the_jobs_fields() {
 struct Watch {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// The lines already taken from `lines` by [`wait_for_line`].
+    seen: Vec<String>,
+}
+
+/// Waits (at most 20 s) until the watch prints a line containing `needle`.
+fn wait_for_line(watch: &mut Watch, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !watch.seen.iter().any(|line| line.contains(needle)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match watch.lines.recv_timeout(left) {
+            Ok(line) => watch.seen.push(line),
+            Err(_) => panic!("the watch never printed {needle:?}: {:?}", watch.seen),
+        }
+    }
 }
 
 /// Starts `jobs watch ID` and returns once it has read the job (its first line on stderr).
@@ -98,7 +112,7 @@ fn start_watch(server: &TestServer, token: &str, id: &str) -> Watch {
             let _ = tx.send(line);
         }
     });
-    let mut watch = Watch { child, lines };
+    let mut watch = Watch { child, lines, seen: Vec::new() };
     match watch.lines.recv_timeout(Duration::from_secs(20)) {
         Ok(first) => assert!(first.starts_with(id), "{first}"),
         Err(_) => {
@@ -124,7 +138,7 @@ fn finish(mut watch: Watch) -> (i32, String, String) {
     };
     let mut out = String::new();
     std::io::Read::read_to_string(&mut watch.child.stdout.take().unwrap(), &mut out).unwrap();
-    let err: Vec<String> = watch.lines.iter().collect();
+    let err: Vec<String> = watch.seen.drain(..).chain(watch.lines.iter()).collect();
     (status.code().unwrap(), out, err.join("\n"))
 }
 
@@ -136,10 +150,12 @@ fn watch_exits_0_when_the_job_completes_1_when_it_fails_or_expires_and_2_when_ca
         let job = server.create(&ann, json!({}));
         let id = job["id"].as_str().unwrap();
         let path = format!("/api/jobs/{id}");
-        let watch = start_watch(&server, &ann, id);
+        let mut watch = start_watch(&server, &ann, id);
         server.patch(&path, &ann, json!({"status": "pending"})).assert_status(200);
         let running = json!({"status": "running", "metadata": {"progress": 0.5}});
         server.patch(&path, &ann, running).assert_status(200);
+        // A watch shows the states it reads; one that changes again at once may be skipped.
+        wait_for_line(&mut watch, &format!("{id} running 50%"));
         server.patch(&path, &ann, json!({"status": end})).assert_status(200);
         let (status, out, err) = finish(watch);
         assert_eq!(status, code, "{end}: {out} {err}");
