@@ -200,22 +200,41 @@ pub(crate) fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    if let DbConnection::Sqlite(inner) = conn {
-        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-    } else {
-        return conn.transaction(f);
-    }
+    begin_write(conn)?;
     let result = f(conn);
-    let DbConnection::Sqlite(inner) = conn else { return result };
     match result {
         Ok(value) => {
-            AnsiTransactionManager::commit_transaction(inner)?;
+            end_write(conn, true)?;
             Ok(value)
         }
         Err(err) => {
-            let _ = AnsiTransactionManager::rollback_transaction(inner);
+            let _ = end_write(conn, false);
             Err(err)
+        }
+    }
+}
+
+/// Starts a write transaction as [`write_transaction`] does; diesel counts it, so that
+/// transactions inside it are savepoints.
+pub(crate) fn begin_write(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction(inner),
+    }
+}
+
+/// Commits (`commit`) or rolls back the transaction [`begin_write`] started.
+pub(crate) fn end_write(conn: &mut DbConnection, commit: bool) -> diesel::QueryResult<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match (conn, commit) {
+        (DbConnection::Sqlite(inner), true) => AnsiTransactionManager::commit_transaction(inner),
+        (DbConnection::Sqlite(inner), false) => AnsiTransactionManager::rollback_transaction(inner),
+        (DbConnection::Postgres(inner), true) => AnsiTransactionManager::commit_transaction(inner),
+        (DbConnection::Postgres(inner), false) => {
+            AnsiTransactionManager::rollback_transaction(inner)
         }
     }
 }

@@ -20,7 +20,7 @@ use diesel::Connection;
 use jobs_domain::Job;
 use tokio::sync::oneshot;
 
-use crate::db::{write_transaction, DbConnection, Manager};
+use crate::db::{begin_write, end_write, DbConnection, Manager};
 use crate::events::EventContext;
 use crate::{StoreError, StoreResult};
 
@@ -134,19 +134,13 @@ fn run(manager: &Manager, queue: &Receiver<Task>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        if held.is_none() {
-            match r2d2::ManageConnection::connect(manager) {
-                Ok(made) => held = Some(made),
-                Err(err) => {
-                    let cause = err.to_string();
-                    log::warn!(
-                        "the writer cannot connect, failing {} writes: {cause}",
-                        batch.len()
-                    );
-                    fail(batch, &cause);
-                    continue;
-                }
-            }
+        if let Err(cause) = begin(manager, &mut held) {
+            log::warn!(
+                "the writer cannot start a transaction, failing {} writes: {cause}",
+                batch.len()
+            );
+            fail(batch, &cause);
+            continue;
         }
         let Some(conn) = held.as_mut() else { continue };
         let (finishers, outcome) = commit(conn, batch);
@@ -162,6 +156,30 @@ fn run(manager: &Manager, queue: &Receiver<Task>) {
     }
 }
 
+/// Begins the batch's transaction on the held connection, or on a new one: a connection
+/// whose server went away (a restart) fails at its first statement, and nothing of the
+/// batch has run yet, so starting again on a new connection is safe.
+fn begin(manager: &Manager, held: &mut Option<DbConnection>) -> Result<(), String> {
+    let reused = held.is_some();
+    if let Some(conn) = held.as_mut() {
+        if begin_write(conn).is_ok() {
+            return Ok(());
+        }
+        *held = None;
+    }
+    let mut conn = r2d2::ManageConnection::connect(manager).map_err(|e| e.to_string())?;
+    match begin_write(&mut conn) {
+        Ok(()) => {
+            if reused {
+                log::info!("the writer reconnected to the database");
+            }
+            *held = Some(conn);
+            Ok(())
+        }
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// Answers every write of a batch that could not start with why.
 fn fail(batch: Vec<Task>, cause: &str) {
     for task in batch {
@@ -174,21 +192,23 @@ fn fail(batch: Vec<Task>, cause: &str) {
     }
 }
 
-/// Runs a batch in one transaction and commits it; returns how to answer each write.
+/// Runs a batch in the transaction [`begin`] started and commits it; returns how to answer
+/// each write.
 fn commit(conn: &mut DbConnection, batch: Vec<Task>) -> (Vec<Finish>, Result<(), String>) {
     let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
-    let committed = write_transaction(conn, |conn| {
-        let mut creates = Vec::new();
-        for task in batch {
-            match task {
-                Task::Create { job, cx, reply } => creates.push((job, cx, reply)),
-                Task::Run(work) => finishers.push(work(Ok(conn))),
-            }
+    let mut creates = Vec::new();
+    for task in batch {
+        match task {
+            Task::Create { job, cx, reply } => creates.push((job, cx, reply)),
+            Task::Run(work) => finishers.push(work(Ok(conn))),
         }
-        finishers.extend(insert_created(conn, creates));
-        Ok::<_, StoreError>(())
+    }
+    finishers.extend(insert_created(conn, creates));
+    let committed = end_write(conn, true).map_err(|err| {
+        let _ = end_write(conn, false);
+        err.to_string()
     });
-    (finishers, committed.map_err(|err| err.to_string()))
+    (finishers, committed)
 }
 
 /// Inserts a batch's new jobs and their `job.created` events: all together, or, if that
