@@ -93,10 +93,21 @@ impl JobStore {
         filter: &ClaimFilter,
         lease_seconds: Option<i64>,
     ) -> StoreResult<Option<Job>> {
-        let mut conn = self.conn()?;
+        let (vis, worker, filter) = (vis.clone(), worker.to_owned(), filter.clone());
+        self.write(move |store, conn| store.claim_on(conn, &vis, &worker, &filter, lease_seconds))
+    }
+
+    fn claim_on(
+        &self,
+        conn: &mut DbConnection,
+        vis: &Visibility,
+        worker: &str,
+        filter: &ClaimFilter,
+        lease_seconds: Option<i64>,
+    ) -> StoreResult<Option<Job>> {
         let observer = self.observer();
         for _ in 0..CLAIM_ATTEMPTS {
-            let claimed = write_transaction(&mut conn, |conn| {
+            let claimed = write_transaction(conn, |conn| {
                 let Some(id) = next_candidate(conn, vis, filter)? else { return Ok(Some(None)) };
                 let Ok(id) = JobId::parse(&id) else { return Ok(None) };
                 let claim = |job: &Job| job.claim(worker, lease_seconds, self.now()).map(Some);

@@ -200,6 +200,10 @@ pub(crate) fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    if in_transaction(conn) {
+        // Inside the group-commit writer's transaction: a savepoint of it.
+        return conn.transaction(f);
+    }
     begin_write(conn)?;
     let result = f(conn);
     match result {
@@ -212,6 +216,20 @@ where
             Err(err)
         }
     }
+}
+
+/// Whether `conn` is inside a transaction already.
+fn in_transaction(conn: &mut DbConnection) -> bool {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let status = match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner)
+        }
+        DbConnection::Postgres(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner)
+        }
+    };
+    matches!(status.transaction_depth(), Ok(Some(_)))
 }
 
 /// Starts a write transaction as [`write_transaction`] does; diesel counts it, so that
