@@ -27,15 +27,37 @@ pub struct ChangeNotice {
 /// transaction when there is one: PostgreSQL delivers it when that commits.
 pub(crate) fn notify(conn: &mut DbConnection, job: &Job) -> QueryResult<()> {
     if let DbConnection::Postgres(c) = conn {
-        let mut payload = job.id.to_string();
-        if job.status == JobStatus::Pending {
-            payload.push_str(" pending");
-        }
         diesel::sql_query("SELECT pg_notify('jobs_changes', $1)")
-            .bind::<Text, _>(payload)
+            .bind::<Text, _>(payload(job))
             .execute(c)?;
     }
     Ok(())
+}
+
+/// [`notify`] for each of these jobs, in one statement: the same notices, one per job (a
+/// listener wakes the requests held on each job it names).
+pub(crate) fn notify_all<'a>(
+    conn: &mut DbConnection,
+    jobs: impl IntoIterator<Item = &'a Job>,
+) -> QueryResult<()> {
+    if let DbConnection::Postgres(c) = conn {
+        let payloads: Vec<String> = jobs.into_iter().map(payload).collect();
+        if !payloads.is_empty() {
+            diesel::sql_query("SELECT pg_notify('jobs_changes', p) FROM unnest($1) AS p")
+                .bind::<diesel::sql_types::Array<Text>, _>(payloads)
+                .execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a notice about `job` says (see [`parse`]).
+fn payload(job: &Job) -> String {
+    let mut payload = job.id.to_string();
+    if job.status == JobStatus::Pending {
+        payload.push_str(" pending");
+    }
+    payload
 }
 
 fn parse(payload: &str) -> Option<ChangeNotice> {

@@ -66,9 +66,11 @@ impl JobStore {
     }
 }
 
+/// An event row about to be written. `None` is written as NULL, never as `DEFAULT`, so that
+/// many rows go in one multi-row INSERT on both backends.
 #[derive(Insertable)]
-#[diesel(table_name = job_events)]
-struct NewEvent<'a> {
+#[diesel(table_name = job_events, treat_none_as_default_value = false)]
+pub(crate) struct NewEvent<'a> {
     job_id: String,
     org_id: &'a str,
     user_id: &'a str,
@@ -81,30 +83,57 @@ struct NewEvent<'a> {
     data: String,
 }
 
+/// How many rows one multi-row INSERT writes at most: well under the bound-parameter
+/// limits of SQLite (32 766) and PostgreSQL (65 535) for the widest row written this way.
+pub(crate) const ROWS_PER_INSERT: usize = 1000;
+
+impl<'a> NewEvent<'a> {
+    fn new(
+        cx: &'a EventContext,
+        job: &'a Job,
+        at: NaiveDateTime,
+        (ty, data): (EventType, serde_json::Value),
+    ) -> NewEvent<'a> {
+        NewEvent {
+            job_id: job.id.to_string(),
+            org_id: &job.owner.org_id,
+            user_id: &job.owner.user_id,
+            job_type: job.job_type.as_str(),
+            agent_id: job.agent_id.as_deref(),
+            event_type: ty.as_str(),
+            at,
+            actor: &cx.actor,
+            request_id: cx.request_id.as_deref(),
+            data: data.to_string(),
+        }
+    }
+}
+
+/// Writes events (inside the caller's transaction), up to [`ROWS_PER_INSERT`] per statement.
+fn insert(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), diesel::result::Error> {
+    // On PostgreSQL each row's real id is drawn at commit, under the sequencer (see the
+    // module documentation), however many rows one INSERT writes; the same transaction's
+    // change notices tell other replicas.
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        // Each backend's own INSERT: diesel writes a multi-row one only for these.
+        let insert = diesel::insert_into(job_events::table).values(chunk);
+        match conn {
+            DbConnection::Postgres(c) => insert.execute(c)?,
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
+}
+
 /// Writes one event about `job` (inside the caller's transaction).
 fn record(
     conn: &mut DbConnection,
     cx: &EventContext,
     job: &Job,
     at: NaiveDateTime,
-    (ty, data): (EventType, serde_json::Value),
+    what: (EventType, serde_json::Value),
 ) -> Result<(), diesel::result::Error> {
-    let event = NewEvent {
-        job_id: job.id.to_string(),
-        org_id: &job.owner.org_id,
-        user_id: &job.owner.user_id,
-        job_type: job.job_type.as_str(),
-        agent_id: job.agent_id.as_deref(),
-        event_type: ty.as_str(),
-        at,
-        actor: &cx.actor,
-        request_id: cx.request_id.as_deref(),
-        data: data.to_string(),
-    };
-    // On PostgreSQL the row's real id is drawn at commit, under the sequencer (see the
-    // module documentation); the same transaction's change notice tells other replicas.
-    diesel::insert_into(job_events::table).values(event).execute(conn)?;
-    Ok(())
+    insert(conn, &[NewEvent::new(cx, job, at, what)])
 }
 
 /// `job.created`.
@@ -116,6 +145,16 @@ pub(crate) fn created(
     record(conn, cx, job, job.created_at.naive_utc(), event::created(job))
 }
 
+/// The `job.status_changed` or `job.updated` event of a change from `before` to `after`;
+/// `None` when nothing the history shows changed (a lease renewal).
+fn change_event<'a>(cause: Cause<'a>, before: &Job, after: &'a Job) -> Option<NewEvent<'a>> {
+    let what = event::changed(before, after, cause.reason);
+    if what.0 == EventType::JobUpdated && what.1["fields"].as_array().is_some_and(Vec::is_empty) {
+        return None;
+    }
+    Some(NewEvent::new(cause.cx, after, after.updated_at.naive_utc(), what))
+}
+
 /// `job.status_changed` or `job.updated`.
 pub(crate) fn changed(
     conn: &mut DbConnection,
@@ -123,12 +162,24 @@ pub(crate) fn changed(
     before: &Job,
     after: &Job,
 ) -> Result<(), diesel::result::Error> {
-    let what = event::changed(before, after, cause.reason);
-    if what.0 == EventType::JobUpdated && what.1["fields"].as_array().is_some_and(Vec::is_empty) {
-        // Nothing the history shows changed (a lease renewal): no event.
-        return Ok(());
+    match change_event(cause, before, after) {
+        Some(event) => insert(conn, &[event]),
+        None => Ok(()),
     }
-    record(conn, cause.cx, after, after.updated_at.naive_utc(), what)
+}
+
+/// [`changed`] for many changes of one cause, `(before, after)`, in multi-row INSERTs: the
+/// same rows, in the same order, as calling it for each change.
+pub(crate) fn changed_all<'a>(
+    conn: &mut DbConnection,
+    cause: Cause<'a>,
+    changes: impl IntoIterator<Item = (&'a Job, &'a Job)>,
+) -> Result<(), diesel::result::Error> {
+    let events: Vec<NewEvent<'a>> = changes
+        .into_iter()
+        .filter_map(|(before, after)| change_event(cause, before, after))
+        .collect();
+    insert(conn, &events)
 }
 
 /// `job.deleted`: the job's other events go with it.
@@ -187,4 +238,26 @@ pub(crate) fn webhook_attempted(
     crate::changes::notify(conn, &job)?;
     record(conn, &EventContext::system(), &job, at, (EventType::WebhookAttempted, data))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs_domain::{JobId, NewJob, Owner};
+
+    #[test]
+    fn many_events_are_one_insert_statement_on_sqlite_too() {
+        let at = jobs_domain::now();
+        let job = Job::create(JobId::generate(), Owner::new("o", "u", None), NewJob::default(), at);
+        let cx = EventContext::system();
+        let events: Vec<NewEvent<'_>> = (0..3)
+            .map(|_| NewEvent::new(&cx, &job, at.naive_utc(), event::created(&job)))
+            .collect();
+        // A NULL (no agent, no request) is a value, not DEFAULT: with DEFAULT, diesel would
+        // write SQLite's rows one statement each.
+        let insert = diesel::insert_into(job_events::table).values(&events[..]);
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&insert).to_string();
+        assert_eq!(sql.matches("INSERT").count(), 1, "{sql}");
+        assert_eq!(sql.matches("), (").count(), 2, "{sql}");
+    }
 }

@@ -33,9 +33,10 @@ impl DeliveryState {
     }
 }
 
+/// A delivery about to be recorded: the completion event of one status change.
 #[derive(Insertable)]
 #[diesel(table_name = webhook_deliveries)]
-struct NewDelivery<'a> {
+pub(crate) struct NewDelivery<'a> {
     id: String,
     job_id: String,
     url: &'a str,
@@ -47,18 +48,19 @@ struct NewDelivery<'a> {
     updated_at: NaiveDateTime,
 }
 
-/// Records a completion event; called inside the transaction of the status change.
-pub(crate) fn enqueue(
-    conn: &mut DbConnection,
-    job: &Job,
-    url: &str,
-    event: &serde_json::Value,
-) -> Result<(), diesel::result::Error> {
-    let at = job.updated_at.naive_utc();
-    diesel::insert_into(webhook_deliveries::table)
-        .values(NewDelivery {
+impl<'a> NewDelivery<'a> {
+    /// The delivery a change from `before` to `after` schedules: the completion event of a
+    /// job that changed status and has a callback URL. `None` for any other change.
+    pub(crate) fn of_change(before: &Job, after: &'a Job) -> Option<NewDelivery<'a>> {
+        if after.status == before.status {
+            return None;
+        }
+        let url = after.callback_url.as_deref()?;
+        let event = jobs_domain::callback::completion_event(after)?;
+        let at = after.updated_at.naive_utc();
+        Some(NewDelivery {
             id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-            job_id: job.id.to_string(),
+            job_id: after.id.to_string(),
             url,
             payload: event.to_string(),
             state: DeliveryState::Pending.as_str(),
@@ -67,7 +69,23 @@ pub(crate) fn enqueue(
             created_at: at,
             updated_at: at,
         })
-        .execute(conn)?;
+    }
+}
+
+/// Records completion events; called inside the transaction of the status changes, with
+/// up to [`crate::events::ROWS_PER_INSERT`] rows per statement.
+pub(crate) fn enqueue(
+    conn: &mut DbConnection,
+    deliveries: &[NewDelivery<'_>],
+) -> Result<(), diesel::result::Error> {
+    for chunk in deliveries.chunks(crate::events::ROWS_PER_INSERT) {
+        // Each backend's own INSERT: diesel writes a multi-row one only for these.
+        let insert = diesel::insert_into(webhook_deliveries::table).values(chunk);
+        match conn {
+            DbConnection::Postgres(c) => insert.execute(c)?,
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
     Ok(())
 }
 
