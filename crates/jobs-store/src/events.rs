@@ -83,9 +83,9 @@ pub(crate) struct NewEvent<'a> {
     data: String,
 }
 
-/// How many rows one multi-row INSERT writes at most: well under the bound-parameter
-/// limits of SQLite (32 766) and PostgreSQL (65 535) for the widest row written this way.
-pub(crate) const ROWS_PER_INSERT: usize = 1000;
+/// How many rows one multi-row INSERT writes at most on SQLite: well under its limit of
+/// 32 766 bound values for the widest row written this way.
+pub(crate) const SQLITE_ROWS_PER_INSERT: usize = 1000;
 
 impl<'a> NewEvent<'a> {
     fn new(
@@ -109,18 +109,49 @@ impl<'a> NewEvent<'a> {
     }
 }
 
-/// Writes events (inside the caller's transaction), up to [`ROWS_PER_INSERT`] per statement.
+/// Many events in one statement on PostgreSQL: one array per column, `unnest`ed, inserted
+/// in their order (their ids, drawn at commit, follow it).
+const INSERT_POSTGRES: &str = "INSERT INTO job_events (job_id, org_id, user_id, job_type, \
+    agent_id, event_type, at, actor, request_id, data) \
+    SELECT job_id, org_id, user_id, job_type, agent_id, event_type, at, actor, request_id, data \
+    FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) WITH ORDINALITY \
+    AS e (job_id, org_id, user_id, job_type, agent_id, event_type, at, actor, request_id, data, n) \
+    ORDER BY n";
+
+/// Writes events (inside the caller's transaction), in order: one as a plain INSERT, many
+/// in multi-row statements.
 fn insert(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), diesel::result::Error> {
     // On PostgreSQL each row's real id is drawn at commit, under the sequencer (see the
     // module documentation), however many rows one INSERT writes; the same transaction's
     // change notices tell other replicas.
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        // Each backend's own INSERT: diesel writes a multi-row one only for these.
-        let insert = diesel::insert_into(job_events::table).values(chunk);
-        match conn {
-            DbConnection::Postgres(c) => insert.execute(c)?,
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-        };
+    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+    fn column<'a, U>(events: &'a [NewEvent<'_>], f: impl Fn(&'a NewEvent<'_>) -> U) -> Vec<U> {
+        events.iter().map(f).collect()
+    }
+    match (conn, events) {
+        (_, []) => {}
+        (conn, [one]) => {
+            diesel::insert_into(job_events::table).values(one).execute(conn)?;
+        }
+        (DbConnection::Postgres(c), many) => {
+            diesel::sql_query(INSERT_POSTGRES)
+                .bind::<Array<Text>, _>(column(many, |e| e.job_id.as_str()))
+                .bind::<Array<Text>, _>(column(many, |e| e.org_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.user_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.job_type))
+                .bind::<Array<Nullable<Text>>, _>(column(many, |e| e.agent_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.event_type))
+                .bind::<Array<Timestamp>, _>(column(many, |e| e.at))
+                .bind::<Array<Text>, _>(column(many, |e| e.actor))
+                .bind::<Array<Nullable<Text>>, _>(column(many, |e| e.request_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.data.as_str()))
+                .execute(c)?;
+        }
+        (DbConnection::Sqlite(c), many) => {
+            for chunk in many.chunks(SQLITE_ROWS_PER_INSERT) {
+                diesel::insert_into(job_events::table).values(chunk).execute(c)?;
+            }
+        }
     }
     Ok(())
 }

@@ -3,25 +3,24 @@
 //! all back with their events, webhooks and change notices, in one transaction. What
 //! "expired" means is the domain's alone: the SQL only moves the rows it computed.
 
-use std::collections::HashSet;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use jobs_domain::event::ChangeReason;
 use jobs_domain::{Job, JobStatus};
 
-use crate::db::{write_transaction, DbConnection, MultiBackend};
+use crate::db::{write_transaction, DbConnection};
 use crate::events::{self, Cause, EventContext};
 use crate::outbox::{self, NewDelivery};
-use crate::rows::{JobChanges, JobRow};
+use crate::rows::JobRow;
 use crate::schema::jobs;
 use crate::store::JobStore;
 use crate::{StoreError, StoreResult};
 
-/// Rows per write-back statement: 14 bound values each, well under the bound-parameter
-/// limits of SQLite (32 766) and PostgreSQL (65 535).
-const ROWS_PER_UPDATE: usize = 1000;
+#[cfg(test)]
+mod tests;
+mod write_back;
+
+use write_back::write_back;
 
 /// One job of the batch: as read, and as [`Job::expire`] made it (its version bumped).
 struct Expiry {
@@ -134,82 +133,3 @@ fn read_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> StoreResu
     }
     Ok(found)
 }
-
-/// The write-back: each row's new values, matched on its id and the version it was read
-/// with. Written as a `WITH … AS (VALUES …)` so that one UPDATE … FROM serves both
-/// backends (SQLite 3.33+, PostgreSQL); only `RETURNING` tells which rows it changed.
-const UPDATE_HEAD: &str = "WITH v (job_id, read_version, status, metadata, ttft_ns, \
-    total_duration_ns, updated_at, completed_at, started_at, expires_at, version, claimed_by, \
-    lease_expires_at, lease_seconds) AS (VALUES ";
-const UPDATE_TAIL: &str = ") UPDATE jobs SET status = v.status, metadata = v.metadata, \
-    ttft_ns = v.ttft_ns, total_duration_ns = v.total_duration_ns, updated_at = v.updated_at, \
-    completed_at = v.completed_at, started_at = v.started_at, expires_at = v.expires_at, \
-    version = v.version, claimed_by = v.claimed_by, lease_expires_at = v.lease_expires_at, \
-    lease_seconds = v.lease_seconds \
-    FROM v WHERE jobs.id = v.job_id AND jobs.version = v.read_version RETURNING jobs.id";
-/// Values per row of the write-back.
-const UPDATE_COLUMNS: usize = 14;
-
-/// The write-back of `rows` rows, with the backend's placeholders.
-fn update_sql(postgres: bool, rows: usize) -> String {
-    let mut sql = String::from(UPDATE_HEAD);
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..UPDATE_COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            if postgres {
-                sql.push_str(&format!("${}", row * UPDATE_COLUMNS + column + 1));
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
-    }
-    sql.push_str(UPDATE_TAIL);
-    sql
-}
-
-#[derive(QueryableByName)]
-struct WrittenId {
-    #[diesel(sql_type = Text)]
-    id: String,
-}
-
-/// Writes each expiry's job back, every field a change may touch (as
-/// [`crate::store::change_on`] does), only where the row still has the version it was read
-/// with; returns the expiries written.
-fn write_back(conn: &mut DbConnection, expiries: Vec<Expiry>) -> StoreResult<Vec<Expiry>> {
-    let postgres = matches!(conn, DbConnection::Postgres(_));
-    let mut written = HashSet::with_capacity(expiries.len());
-    for chunk in expiries.chunks(ROWS_PER_UPDATE) {
-        let mut query =
-            diesel::sql_query(update_sql(postgres, chunk.len())).into_boxed::<MultiBackend>();
-        for Expiry { before, after } in chunk {
-            let c = JobChanges::from_job(after, after.version);
-            query = query
-                .bind::<Text, _>(after.id.to_string())
-                .bind::<BigInt, _>(before.version)
-                .bind::<Text, _>(c.status)
-                .bind::<Text, _>(c.metadata)
-                .bind::<Nullable<BigInt>, _>(c.ttft_ns)
-                .bind::<Nullable<BigInt>, _>(c.total_duration_ns)
-                .bind::<Timestamp, _>(c.updated_at)
-                .bind::<Nullable<Timestamp>, _>(c.completed_at)
-                .bind::<Nullable<Timestamp>, _>(c.started_at)
-                .bind::<Nullable<Timestamp>, _>(c.expires_at)
-                .bind::<BigInt, _>(c.version)
-                .bind::<Nullable<Text>, _>(c.claimed_by)
-                .bind::<Nullable<Timestamp>, _>(c.lease_expires_at)
-                .bind::<Nullable<BigInt>, _>(c.lease_seconds);
-        }
-        let ids: Vec<WrittenId> = query.load::<WrittenId>(conn)?;
-        written.extend(ids.into_iter().map(|w| w.id));
-    }
-    Ok(expiries.into_iter().filter(|e| written.contains(&e.after.id.to_string())).collect())
-}
-
-#[cfg(test)]
-#[path = "expiry_tests.rs"]
-mod tests;

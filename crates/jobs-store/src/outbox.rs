@@ -72,19 +72,44 @@ impl<'a> NewDelivery<'a> {
     }
 }
 
-/// Records completion events; called inside the transaction of the status changes, with
-/// up to [`crate::events::ROWS_PER_INSERT`] rows per statement.
+/// Many deliveries in one statement on PostgreSQL: one array per column, `unnest`ed.
+const ENQUEUE_POSTGRES: &str = "INSERT INTO webhook_deliveries (id, job_id, url, payload, \
+    state, attempts, next_attempt_at, created_at, updated_at) \
+    SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Records completion events; called inside the transaction of the status changes: one as
+/// a plain INSERT, many in multi-row statements.
 pub(crate) fn enqueue(
     conn: &mut DbConnection,
     deliveries: &[NewDelivery<'_>],
 ) -> Result<(), diesel::result::Error> {
-    for chunk in deliveries.chunks(crate::events::ROWS_PER_INSERT) {
-        // Each backend's own INSERT: diesel writes a multi-row one only for these.
-        let insert = diesel::insert_into(webhook_deliveries::table).values(chunk);
-        match conn {
-            DbConnection::Postgres(c) => insert.execute(c)?,
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-        };
+    use diesel::sql_types::Array;
+    fn column<'a, U>(rows: &'a [NewDelivery<'_>], f: impl Fn(&'a NewDelivery<'_>) -> U) -> Vec<U> {
+        rows.iter().map(f).collect()
+    }
+    match (conn, deliveries) {
+        (_, []) => {}
+        (conn, [one]) => {
+            diesel::insert_into(webhook_deliveries::table).values(one).execute(conn)?;
+        }
+        (DbConnection::Postgres(c), many) => {
+            diesel::sql_query(ENQUEUE_POSTGRES)
+                .bind::<Array<Text>, _>(column(many, |d| d.id.as_str()))
+                .bind::<Array<Text>, _>(column(many, |d| d.job_id.as_str()))
+                .bind::<Array<Text>, _>(column(many, |d| d.url))
+                .bind::<Array<Text>, _>(column(many, |d| d.payload.as_str()))
+                .bind::<Array<Text>, _>(column(many, |d| d.state))
+                .bind::<Array<Integer>, _>(column(many, |d| d.attempts))
+                .bind::<Array<Timestamp>, _>(column(many, |d| d.next_attempt_at))
+                .bind::<Array<Timestamp>, _>(column(many, |d| d.created_at))
+                .bind::<Array<Timestamp>, _>(column(many, |d| d.updated_at))
+                .execute(c)?;
+        }
+        (DbConnection::Sqlite(c), many) => {
+            for chunk in many.chunks(crate::events::SQLITE_ROWS_PER_INSERT) {
+                diesel::insert_into(webhook_deliveries::table).values(chunk).execute(c)?;
+            }
+        }
     }
     Ok(())
 }

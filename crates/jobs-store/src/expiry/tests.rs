@@ -58,12 +58,18 @@ fn a_row_written_since_the_batch_read_it_is_not_written_back() {
 }
 
 #[test]
-fn the_write_back_has_one_placeholder_per_value_for_each_backend() {
-    let sqlite = update_sql(false, 3);
-    assert_eq!(sqlite.matches('?').count(), 3 * UPDATE_COLUMNS);
+fn the_write_back_binds_one_value_per_column_on_each_backend() {
+    use write_back::{sqlite_sql, COLUMNS, POSTGRES};
+    let sqlite = sqlite_sql(3);
+    assert_eq!(sqlite.matches('?').count(), 3 * COLUMNS, "{sqlite}");
     assert!(sqlite.contains("AS (VALUES (?, ?,") && sqlite.contains("?), (?"), "{sqlite}");
-    let postgres = update_sql(true, 2);
-    assert!(postgres.contains("($1, $2,") && postgres.contains("$14), ($15,"), "{postgres}");
-    assert!(postgres.contains("$28)") && !postgres.contains("$29"), "{postgres}");
-    assert_eq!(UPDATE_HEAD.matches(',').count() + 1, UPDATE_COLUMNS, "one name per value");
+    assert!(
+        POSTGRES.contains(&format!("${COLUMNS})"))
+            && !POSTGRES.contains(&format!("${}", COLUMNS + 1))
+    );
+    let names = |sql: &str| {
+        let (_, after) = sql.split_once("v (").unwrap();
+        after.split(')').next().unwrap().split(',').count()
+    };
+    assert_eq!((names(&sqlite), names(POSTGRES)), (COLUMNS, COLUMNS), "one name per value");
 }
