@@ -35,10 +35,10 @@ impl JobStore {
     /// A batch is one write transaction (one commit, one fsync) of a handful of statements,
     /// whatever its size: one reads the due jobs (on PostgreSQL locking them, and skipping
     /// those another transaction holds; on SQLite the write transaction excludes other
-    /// writers), the domain expires each ([`Job::expire`]), one writes them back (per
-    /// thousand rows), each only if its row still has the version it was read with, so
-    /// racing sweepers expire each job exactly once, and multi-row INSERTs record their
-    /// events and webhook deliveries.
+    /// writers), the domain expires each ([`Job::expire`]), one writes them back (on
+    /// SQLite, one per thousand rows), each only if its row still has the version it was
+    /// read with, so racing sweepers expire each job exactly once, and multi-row INSERTs
+    /// record their events and webhook deliveries.
     ///
     /// A row that cannot be read is logged and skipped, so it never stops the other
     /// expiries. The observer hears of each expiry once the batch committed.
