@@ -131,9 +131,10 @@ fn main() {
     }
     let sweep = started.elapsed();
     println!(
-        "sweep: expired {overdue} of {total} jobs in {:.1} s ({:.0} jobs/s; one transaction per batch of 500)",
+        "sweep: expired {overdue} of {total} jobs in {:.1} s ({:.0} jobs/s; one transaction per batch of {})",
         sweep.as_secs_f64(),
-        overdue as f64 / sweep.as_secs_f64()
+        overdue as f64 / sweep.as_secs_f64(),
+        jobs_server::sweeper::EXPIRE_BATCH
     );
     during.print(&format!("GET during sweep ({:.0}% swept)", during_fraction * 100.0));
     let after = get_load(&server, &ids, gets);
@@ -154,7 +155,7 @@ fn main() {
     let t = Instant::now();
     let rounds = 100;
     for _ in 0..rounds {
-        assert_eq!(store.expire_due(500).unwrap(), 0);
+        assert_eq!(store.expire_due(jobs_server::sweeper::EXPIRE_BATCH).unwrap(), 0);
     }
     println!(
         "idle sweep check (nothing due): {:.3} ms each",

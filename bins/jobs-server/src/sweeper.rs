@@ -11,7 +11,9 @@ use jobs_store::{JobStore, StoreResult, DELETED_EVENTS_KEPT, IDEMPOTENCY_WINDOW}
 
 const TICK: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(60);
-const EXPIRE_BATCH: i64 = 500;
+/// Jobs expired per batch (one transaction). A batch costs a handful of set-based
+/// statements whatever its size; on SQLite it holds the write lock for about 0.1 s.
+pub const EXPIRE_BATCH: i64 = 2000;
 const PURGE_BATCH: i64 = 500;
 
 /// What the sweeper does.
@@ -64,9 +66,15 @@ pub async fn run(store: JobStore, metrics: Arc<BackgroundMetrics>, settings: Swe
     let mut last_purge: Option<Instant> = None;
     loop {
         tick.tick().await;
-        let expired = drain(&store, EXPIRE_BATCH, |s, n| s.expire_due(n)).await;
+        // Counted batch by batch, so that the count moves during a long sweep.
+        let counted = metrics.clone();
+        let expired = drain(&store, EXPIRE_BATCH, move |s, n| {
+            let expired = s.expire_due(n)?;
+            counted.jobs_expired(expired);
+            Ok(expired)
+        })
+        .await;
         if expired > 0 {
-            metrics.jobs_expired(expired);
             log::info!(target: "jobs::sweeper", "expired {expired} overdue jobs");
         }
         if last_purge.is_some_and(|at| at.elapsed() < PURGE_EVERY) {

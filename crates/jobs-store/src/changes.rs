@@ -34,23 +34,30 @@ pub(crate) fn notify(conn: &mut DbConnection, job: &Job) -> QueryResult<()> {
     Ok(())
 }
 
-/// What a notice about `job` says (read back by [`parse`]).
-fn payload(job: &Job) -> String {
-    match job.status {
-        JobStatus::Pending => format!("{} pending", job.id),
-        _ => job.id.to_string(),
-    }
-}
-
-/// [`notify`] for each of `jobs`, in one statement.
-pub(crate) fn notify_all(conn: &mut DbConnection, jobs: &[&Job]) -> QueryResult<()> {
+/// [`notify`] for each of these jobs, in one statement: the same notices, one per job (a
+/// listener wakes the requests held on each job it names).
+pub(crate) fn notify_all<'a>(
+    conn: &mut DbConnection,
+    jobs: impl IntoIterator<Item = &'a Job>,
+) -> QueryResult<()> {
     if let DbConnection::Postgres(c) = conn {
-        let payloads: Vec<String> = jobs.iter().map(|job| payload(job)).collect();
-        diesel::sql_query("SELECT pg_notify('jobs_changes', p) FROM unnest($1::text[]) AS p")
-            .bind::<diesel::sql_types::Array<Text>, _>(payloads)
-            .execute(c)?;
+        let payloads: Vec<String> = jobs.into_iter().map(payload).collect();
+        if !payloads.is_empty() {
+            diesel::sql_query("SELECT pg_notify('jobs_changes', p) FROM unnest($1) AS p")
+                .bind::<diesel::sql_types::Array<Text>, _>(payloads)
+                .execute(c)?;
+        }
     }
     Ok(())
+}
+
+/// What a notice about `job` says (see [`parse`]).
+fn payload(job: &Job) -> String {
+    let mut payload = job.id.to_string();
+    if job.status == JobStatus::Pending {
+        payload.push_str(" pending");
+    }
+    payload
 }
 
 fn parse(payload: &str) -> Option<ChangeNotice> {

@@ -66,10 +66,11 @@ impl JobStore {
     }
 }
 
-/// Absent values are written as NULL, so that a batch of events is one statement.
+/// An event row about to be written. `None` is written as NULL, never as `DEFAULT`, so that
+/// many rows go in one multi-row INSERT on both backends.
 #[derive(Insertable)]
 #[diesel(table_name = job_events, treat_none_as_default_value = false)]
-struct NewEvent<'a> {
+pub(crate) struct NewEvent<'a> {
     job_id: String,
     org_id: &'a str,
     user_id: &'a str,
@@ -82,64 +83,110 @@ struct NewEvent<'a> {
     data: String,
 }
 
-/// Writes one event about `job` (inside the caller's transaction).
-fn record(
-    conn: &mut DbConnection,
-    cx: &EventContext,
-    job: &Job,
-    at: NaiveDateTime,
-    (ty, data): (EventType, serde_json::Value),
-) -> Result<(), diesel::result::Error> {
-    let event = NewEvent {
-        job_id: job.id.to_string(),
-        org_id: &job.owner.org_id,
-        user_id: &job.owner.user_id,
-        job_type: job.job_type.as_str(),
-        agent_id: job.agent_id.as_deref(),
-        event_type: ty.as_str(),
-        at,
-        actor: &cx.actor,
-        request_id: cx.request_id.as_deref(),
-        data: data.to_string(),
-    };
-    // On PostgreSQL the row's real id is drawn at commit, under the sequencer (see the
-    // module documentation); the same transaction's change notice tells other replicas.
-    diesel::insert_into(job_events::table).values(event).execute(conn)?;
-    Ok(())
-}
+/// How many rows one multi-row INSERT writes at most on SQLite: well under its limit of
+/// 32 766 bound values for the widest row written this way.
+pub(crate) const SQLITE_ROWS_PER_INSERT: usize = 1000;
 
-/// `job.created` for each of a batch of new jobs, in one statement.
-pub(crate) fn created_all(
-    conn: &mut DbConnection,
-    jobs: &[(&Job, &EventContext)],
-) -> Result<(), diesel::result::Error> {
-    let what: Vec<(EventType, String)> = jobs
-        .iter()
-        .map(|(job, _)| event::created(job))
-        .map(|(ty, data)| (ty, data.to_string()))
-        .collect();
-    let rows: Vec<NewEvent<'_>> = jobs
-        .iter()
-        .zip(what)
-        .map(|((job, cx), (ty, data))| NewEvent {
+impl<'a> NewEvent<'a> {
+    fn new(
+        cx: &'a EventContext,
+        job: &'a Job,
+        at: NaiveDateTime,
+        (ty, data): (EventType, serde_json::Value),
+    ) -> NewEvent<'a> {
+        NewEvent {
             job_id: job.id.to_string(),
             org_id: &job.owner.org_id,
             user_id: &job.owner.user_id,
             job_type: job.job_type.as_str(),
             agent_id: job.agent_id.as_deref(),
             event_type: ty.as_str(),
-            at: job.created_at.naive_utc(),
+            at,
             actor: &cx.actor,
             request_id: cx.request_id.as_deref(),
-            data,
-        })
-        .collect();
-    // A batch insert is one statement on each backend, not through the multi-backend wrapper.
-    match conn {
-        DbConnection::Sqlite(c) => diesel::insert_into(job_events::table).values(rows).execute(c),
-        DbConnection::Postgres(c) => diesel::insert_into(job_events::table).values(rows).execute(c),
-    }?;
+            data: data.to_string(),
+        }
+    }
+}
+
+/// Many events in one statement on PostgreSQL: one array per column, `unnest`ed, inserted
+/// in their order (their ids, drawn at commit, follow it).
+const INSERT_POSTGRES: &str = "INSERT INTO job_events (job_id, org_id, user_id, job_type, \
+    agent_id, event_type, at, actor, request_id, data) \
+    SELECT job_id, org_id, user_id, job_type, agent_id, event_type, at, actor, request_id, data \
+    FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) WITH ORDINALITY \
+    AS e (job_id, org_id, user_id, job_type, agent_id, event_type, at, actor, request_id, data, n) \
+    ORDER BY n";
+
+/// Writes events (inside the caller's transaction), in order: one as a plain INSERT, many
+/// in multi-row statements.
+fn insert(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), diesel::result::Error> {
+    // On PostgreSQL each row's real id is drawn at commit, under the sequencer (see the
+    // module documentation), however many rows one INSERT writes; the same transaction's
+    // change notices tell other replicas.
+    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+    fn column<'a, U>(events: &'a [NewEvent<'_>], f: impl Fn(&'a NewEvent<'_>) -> U) -> Vec<U> {
+        events.iter().map(f).collect()
+    }
+    match (conn, events) {
+        (_, []) => {}
+        (conn, [one]) => {
+            diesel::insert_into(job_events::table).values(one).execute(conn)?;
+        }
+        (DbConnection::Postgres(c), many) => {
+            diesel::sql_query(INSERT_POSTGRES)
+                .bind::<Array<Text>, _>(column(many, |e| e.job_id.as_str()))
+                .bind::<Array<Text>, _>(column(many, |e| e.org_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.user_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.job_type))
+                .bind::<Array<Nullable<Text>>, _>(column(many, |e| e.agent_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.event_type))
+                .bind::<Array<Timestamp>, _>(column(many, |e| e.at))
+                .bind::<Array<Text>, _>(column(many, |e| e.actor))
+                .bind::<Array<Nullable<Text>>, _>(column(many, |e| e.request_id))
+                .bind::<Array<Text>, _>(column(many, |e| e.data.as_str()))
+                .execute(c)?;
+        }
+        (DbConnection::Sqlite(c), many) => {
+            for chunk in many.chunks(SQLITE_ROWS_PER_INSERT) {
+                diesel::insert_into(job_events::table).values(chunk).execute(c)?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// Writes one event about `job` (inside the caller's transaction).
+fn record(
+    conn: &mut DbConnection,
+    cx: &EventContext,
+    job: &Job,
+    at: NaiveDateTime,
+    what: (EventType, serde_json::Value),
+) -> Result<(), diesel::result::Error> {
+    insert(conn, &[NewEvent::new(cx, job, at, what)])
+}
+
+/// `job.created` for each of a batch of new jobs (one statement for many).
+pub(crate) fn created_all(
+    conn: &mut DbConnection,
+    jobs: &[(&Job, &EventContext)],
+) -> Result<(), diesel::result::Error> {
+    let events: Vec<NewEvent<'_>> = jobs
+        .iter()
+        .map(|(job, cx)| NewEvent::new(cx, job, job.created_at.naive_utc(), event::created(job)))
+        .collect();
+    insert(conn, &events)
+}
+
+/// The `job.status_changed` or `job.updated` event of a change from `before` to `after`;
+/// `None` when nothing the history shows changed (a lease renewal).
+fn change_event<'a>(cause: Cause<'a>, before: &Job, after: &'a Job) -> Option<NewEvent<'a>> {
+    let what = event::changed(before, after, cause.reason);
+    if what.0 == EventType::JobUpdated && what.1["fields"].as_array().is_some_and(Vec::is_empty) {
+        return None;
+    }
+    Some(NewEvent::new(cause.cx, after, after.updated_at.naive_utc(), what))
 }
 
 /// `job.status_changed` or `job.updated`.
@@ -149,12 +196,24 @@ pub(crate) fn changed(
     before: &Job,
     after: &Job,
 ) -> Result<(), diesel::result::Error> {
-    let what = event::changed(before, after, cause.reason);
-    if what.0 == EventType::JobUpdated && what.1["fields"].as_array().is_some_and(Vec::is_empty) {
-        // Nothing the history shows changed (a lease renewal): no event.
-        return Ok(());
+    match change_event(cause, before, after) {
+        Some(event) => insert(conn, &[event]),
+        None => Ok(()),
     }
-    record(conn, cause.cx, after, after.updated_at.naive_utc(), what)
+}
+
+/// [`changed`] for many changes of one cause, `(before, after)`, in multi-row INSERTs: the
+/// same rows, in the same order, as calling it for each change.
+pub(crate) fn changed_all<'a>(
+    conn: &mut DbConnection,
+    cause: Cause<'a>,
+    changes: impl IntoIterator<Item = (&'a Job, &'a Job)>,
+) -> Result<(), diesel::result::Error> {
+    let events: Vec<NewEvent<'a>> = changes
+        .into_iter()
+        .filter_map(|(before, after)| change_event(cause, before, after))
+        .collect();
+    insert(conn, &events)
 }
 
 /// `job.deleted`: the job's other events go with it.
@@ -213,4 +272,26 @@ pub(crate) fn webhook_attempted(
     crate::changes::notify(conn, &job)?;
     record(conn, &EventContext::system(), &job, at, (EventType::WebhookAttempted, data))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs_domain::{JobId, NewJob, Owner};
+
+    #[test]
+    fn many_events_are_one_insert_statement_on_sqlite_too() {
+        let at = jobs_domain::now();
+        let job = Job::create(JobId::generate(), Owner::new("o", "u", None), NewJob::default(), at);
+        let cx = EventContext::system();
+        let events: Vec<NewEvent<'_>> = (0..3)
+            .map(|_| NewEvent::new(&cx, &job, at.naive_utc(), event::created(&job)))
+            .collect();
+        // A NULL (no agent, no request) is a value, not DEFAULT: with DEFAULT, diesel would
+        // write SQLite's rows one statement each.
+        let insert = diesel::insert_into(job_events::table).values(&events[..]);
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&insert).to_string();
+        assert_eq!(sql.matches("INSERT").count(), 1, "{sql}");
+        assert_eq!(sql.matches("), (").count(), 2, "{sql}");
+    }
 }

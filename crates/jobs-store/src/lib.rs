@@ -11,6 +11,7 @@ mod db;
 mod error;
 mod event_log;
 pub mod events;
+mod expiry;
 mod fingerprint;
 mod health;
 mod maintenance;
@@ -33,3 +34,9 @@ pub use events::EventContext;
 pub use health::{DOWN_CHECKOUT, READY_CHECKOUT};
 pub use outbox::{Attempt, Delivery, NextStep};
 pub use store::{Created, JobStore, Page, PoolStatus, StoreObserver, IDEMPOTENCY_WINDOW};
+
+/// Fresh test databases (SQLite, or PostgreSQL with `JOBS_TEST_DATABASE_URL`).
+#[cfg(test)]
+#[allow(dead_code)] // shared with the jobs-tests harness, which uses all of it
+#[path = "../../../tests/src/db.rs"]
+mod test_db;

@@ -1,69 +1,19 @@
-//! The server's own sweeps: expiring overdue jobs and purging old records. Each works in
-//! bounded batches and is safe to run on every replica at once.
+//! The server's own sweeps: purging old records (expiring overdue jobs is in
+//! [`crate::expiry`]). Each works in bounded batches and is safe to run on every replica at
+//! once.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use jobs_domain::{JobId, JobStatus};
+use jobs_domain::JobStatus;
 
 use crate::db::{write_transaction, DbConnection};
-use crate::events::{self, Cause, EventContext};
+use crate::events;
 use crate::outbox::DeliveryState;
 use crate::schema::{idempotency_keys, jobs, webhook_deliveries};
-use crate::store::{change_on, JobStore, Reach};
-use crate::{StoreError, StoreResult};
-use jobs_domain::event::ChangeReason;
+use crate::store::JobStore;
+use crate::StoreResult;
 
 impl JobStore {
-    /// Moves up to `limit` running jobs whose timeout has passed to `expired` (scheduling
-    /// their webhooks), and returns how many this call expired. Each move is a
-    /// compare-and-set, so racing sweepers expire each job exactly once.
-    ///
-    /// A batch is one write transaction (one commit, one fsync), holding the write lock for
-    /// the batch only: keep `limit` in the hundreds. A row that cannot be read is logged and
-    /// skipped, so it never stops the other expiries.
-    pub fn expire_due(&self, limit: i64) -> StoreResult<usize> {
-        let mut conn = self.conn()?;
-        let at = self.now();
-        let due: Vec<String> = jobs::table
-            .filter(jobs::expires_at.le(at.naive_utc()))
-            .filter(jobs::status.eq(JobStatus::Running.as_str()))
-            .order(jobs::expires_at.asc())
-            .limit(limit)
-            .select(jobs::id)
-            .load(&mut conn)?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        let observer = self.observer();
-        let mut written = Vec::new();
-        let system = EventContext::system();
-        let expired = write_transaction(&mut conn, |conn| {
-            let mut expired = 0;
-            // The batch's rows, skipping any another transaction holds.
-            for id in &lock_jobs(conn, &due)? {
-                let Ok(id) = JobId::parse(id) else { continue };
-                let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
-                match change_on(conn, observer, Reach::Any, id, cause, |job| {
-                    Ok::<_, StoreError>(job.expire(self.now()))
-                }) {
-                    Ok(changed) if changed.from.is_some() => {
-                        expired += 1;
-                        written.push(changed.job);
-                    }
-                    Ok(_) | Err(StoreError::NotFound) => {}
-                    Err(StoreError::Internal(cause)) => {
-                        log::error!("cannot expire job {id}: {cause}");
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok(expired)
-        })?;
-        // Told only once the batch committed, so that a woken reader sees the change.
-        written.iter().for_each(|job| observer.job_written(job));
-        Ok(expired)
-    }
-
     /// Deletes up to `limit` jobs that finished before `cutoff`, with their deliveries and
     /// idempotency keys; returns how many jobs it deleted. Active jobs are never touched.
     pub fn purge_finished_before(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<usize> {

@@ -33,9 +33,10 @@ impl DeliveryState {
     }
 }
 
+/// A delivery about to be recorded: the completion event of one status change.
 #[derive(Insertable)]
 #[diesel(table_name = webhook_deliveries)]
-struct NewDelivery<'a> {
+pub(crate) struct NewDelivery<'a> {
     id: String,
     job_id: String,
     url: &'a str,
@@ -47,18 +48,19 @@ struct NewDelivery<'a> {
     updated_at: NaiveDateTime,
 }
 
-/// Records a completion event; called inside the transaction of the status change.
-pub(crate) fn enqueue(
-    conn: &mut DbConnection,
-    job: &Job,
-    url: &str,
-    event: &serde_json::Value,
-) -> Result<(), diesel::result::Error> {
-    let at = job.updated_at.naive_utc();
-    diesel::insert_into(webhook_deliveries::table)
-        .values(NewDelivery {
+impl<'a> NewDelivery<'a> {
+    /// The delivery a change from `before` to `after` schedules: the completion event of a
+    /// job that changed status and has a callback URL. `None` for any other change.
+    pub(crate) fn of_change(before: &Job, after: &'a Job) -> Option<NewDelivery<'a>> {
+        if after.status == before.status {
+            return None;
+        }
+        let url = after.callback_url.as_deref()?;
+        let event = jobs_domain::callback::completion_event(after)?;
+        let at = after.updated_at.naive_utc();
+        Some(NewDelivery {
             id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-            job_id: job.id.to_string(),
+            job_id: after.id.to_string(),
             url,
             payload: event.to_string(),
             state: DeliveryState::Pending.as_str(),
@@ -67,7 +69,48 @@ pub(crate) fn enqueue(
             created_at: at,
             updated_at: at,
         })
-        .execute(conn)?;
+    }
+}
+
+/// Many deliveries in one statement on PostgreSQL: one array per column, `unnest`ed.
+const ENQUEUE_POSTGRES: &str = "INSERT INTO webhook_deliveries (id, job_id, url, payload, \
+    state, attempts, next_attempt_at, created_at, updated_at) \
+    SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Records completion events; called inside the transaction of the status changes: one as
+/// a plain INSERT, many in multi-row statements.
+pub(crate) fn enqueue(
+    conn: &mut DbConnection,
+    deliveries: &[NewDelivery<'_>],
+) -> Result<(), diesel::result::Error> {
+    use diesel::sql_types::Array;
+    fn column<'a, U>(rows: &'a [NewDelivery<'_>], f: impl Fn(&'a NewDelivery<'_>) -> U) -> Vec<U> {
+        rows.iter().map(f).collect()
+    }
+    match (conn, deliveries) {
+        (_, []) => {}
+        (conn, [one]) => {
+            diesel::insert_into(webhook_deliveries::table).values(one).execute(conn)?;
+        }
+        (DbConnection::Postgres(c), many) => {
+            diesel::sql_query(ENQUEUE_POSTGRES)
+                .bind::<Array<Text>, _>(column(many, |d| d.id.as_str()))
+                .bind::<Array<Text>, _>(column(many, |d| d.job_id.as_str()))
+                .bind::<Array<Text>, _>(column(many, |d| d.url))
+                .bind::<Array<Text>, _>(column(many, |d| d.payload.as_str()))
+                .bind::<Array<Text>, _>(column(many, |d| d.state))
+                .bind::<Array<Integer>, _>(column(many, |d| d.attempts))
+                .bind::<Array<Timestamp>, _>(column(many, |d| d.next_attempt_at))
+                .bind::<Array<Timestamp>, _>(column(many, |d| d.created_at))
+                .bind::<Array<Timestamp>, _>(column(many, |d| d.updated_at))
+                .execute(c)?;
+        }
+        (DbConnection::Sqlite(c), many) => {
+            for chunk in many.chunks(crate::events::SQLITE_ROWS_PER_INSERT) {
+                diesel::insert_into(webhook_deliveries::table).values(chunk).execute(c)?;
+            }
+        }
+    }
     Ok(())
 }
 

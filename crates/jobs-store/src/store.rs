@@ -137,7 +137,6 @@ fn find_in(conn: &mut DbConnection, reach: Reach<'_>, id: JobId) -> StoreResult<
 /// A change that was applied, or found unnecessary.
 pub(crate) struct Changed {
     pub job: Job,
-    pub from: Option<JobStatus>,
 }
 
 /// Reads the job, computes its next state, and writes it only if nobody changed the job in
@@ -156,11 +155,9 @@ pub(crate) fn change_on<E: Into<StoreError>>(
         let version = row.version;
         let current = row.into_job()?;
         let Some(changed) = next(&current).map_err(Into::into)? else {
-            return Ok(Changed { job: current, from: None });
+            return Ok(Changed { job: current });
         };
-        let event = (changed.status != current.status)
-            .then(|| jobs_domain::callback::completion_event(&changed))
-            .flatten();
+        let webhook = outbox::NewDelivery::of_change(&current, &changed);
         let written = conn.transaction(|conn| {
             let written = diesel::update(
                 jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
@@ -168,8 +165,8 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             .set(JobChanges::from_job(&changed, version + 1))
             .execute(conn)?;
             if written == 1 {
-                if let (Some(event), Some(url)) = (&event, &changed.callback_url) {
-                    outbox::enqueue(conn, &changed, url, event)?;
+                if let Some(delivery) = &webhook {
+                    outbox::enqueue(conn, std::slice::from_ref(delivery))?;
                 }
                 crate::changes::notify(conn, &changed)?;
                 events::changed(conn, cause, &current, &changed)?;
@@ -181,7 +178,7 @@ pub(crate) fn change_on<E: Into<StoreError>>(
                 observer.job_transitioned(current.status, changed.status);
             }
             let job = Job { version: version + 1, ..changed };
-            return Ok(Changed { job, from: Some(current.status) });
+            return Ok(Changed { job });
         }
     }
     Err(StoreError::Unavailable(format!("job {id} is changing too fast to update").into()))

@@ -23,6 +23,7 @@ mod openapi_clients;
 mod ratelimit;
 mod routing;
 mod stream;
+mod sweep_batches;
 mod sweeps;
 mod user_header;
 mod webhooks;

@@ -147,8 +147,7 @@ pub(crate) fn insert_jobs(
         DbConnection::Sqlite(c) => diesel::insert_into(jobs::table).values(rows).execute(c),
         DbConnection::Postgres(c) => diesel::insert_into(jobs::table).values(rows).execute(c),
     }?;
-    let jobs: Vec<&Job> = new.iter().map(|(job, _)| *job).collect();
-    crate::changes::notify_all(conn, &jobs)?;
+    crate::changes::notify_all(conn, new.iter().map(|(job, _)| *job))?;
     events::created_all(conn, new)
 }
 

@@ -13,9 +13,7 @@ use jobs_domain::{ListDefaults, ListQuery, NewJob, Owner};
 
 mod postgres;
 
-#[allow(dead_code)] // shared with the jobs-tests harness, which uses all of it
-#[path = "../../../../tests/src/db.rs"]
-mod test_db;
+use crate::test_db;
 
 #[derive(QueryableByName)]
 struct PlanLine {
