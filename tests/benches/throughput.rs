@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Knobs: `BENCH_CREATES` (default 5000), `BENCH_GETS` (20000), `BENCH_LISTS` (2000),
-//! `BENCH_CONCURRENCY` (32). The client runs on one thread in the same process; the server
+//! `BENCH_CONCURRENCY` (32), `BENCH_ROUNDS` (3: alternated pairs after the first run, whose
+//! median ratios are printed last). The client runs on one thread in the same process; the server
 //! has two workers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -159,7 +160,6 @@ fn main() {
         })
         .await;
         ref_page.print("reference GET /inline/jobs (100)");
-        reference.stop().await;
         let deep_cursor = ids[(ids.len() / 50).max(100).min(ids.len() - 1)].clone();
         let (c, b, t) = (client.clone(), base.clone(), token.clone());
         let deep = phase(lists, concurrency, 200, move |_| {
@@ -174,11 +174,62 @@ fn main() {
         .await;
         filtered.print("GET /api/jobs?agent_id");
 
-        println!("ratios, this server against the same-stack reference (one run):");
+        println!("ratios, this server against the same-stack reference (the run above):");
         ratio("GET one job / reference inline", &get, &reference_gets[0], ">= 0.8 SQLite, 0.5 PG");
         ratio("GET one job / reference block", &get, &reference_gets[1], "-");
         ratio("page of 100 / reference inline page", &first, &ref_page, ">= 0.8 SQLite");
         ratio("deep page / first page", &deep, &first, ">= 0.91, i.e. <= 1.1x the cost");
         ratio("create / reference naive durable insert", &stats, &naive_create, ">= 3 SQLite");
+
+        // The same pairs again, each side right after the other, several times: one pair's
+        // ratio moves with whatever else the machine does, the median of alternated pairs
+        // much less.
+        let rounds = knob("BENCH_ROUNDS", 3);
+        let mut medians: Vec<(&str, &str, Vec<f64>)> = vec![
+            ("GET one job / reference inline", ">= 0.8 SQLite, 0.5 PG", vec![]),
+            ("page of 100 / reference inline page", ">= 0.8 SQLite", vec![]),
+            ("deep page / first page", ">= 0.91", vec![]),
+            ("create / reference naive durable insert", ">= 3 SQLite", vec![]),
+        ];
+        for round in 0..rounds {
+            let get = |b: String, path: &'static str, ids: Arc<Vec<String>>, n: usize| {
+                let (c, t) = (client.clone(), token.clone());
+                phase(n, concurrency, 200, move |i| {
+                    c.get(format!("{b}{path}{}", ids[(i * 7919 + round) % ids.len()]))
+                        .bearer_auth(&t)
+                })
+            };
+            let ours = get(base.clone(), "/api/jobs/", Arc::clone(&ids), gets / 2).await;
+            let theirs =
+                get(reference.base.clone(), "/inline/jobs/", Arc::clone(&ref_ids), gets / 2).await;
+            medians[0].2.push(ours.throughput() / theirs.throughput());
+            let page = |url: String| {
+                let (c, t) = (client.clone(), token.clone());
+                phase(lists / 2, concurrency, 200, move |_| c.get(url.clone()).bearer_auth(&t))
+            };
+            let ours = page(format!("{base}/api/jobs?limit=100")).await;
+            let theirs = page(format!("{}/inline/jobs?limit=100", reference.base)).await;
+            let deep =
+                page(format!("{base}/api/jobs?limit=100&before={}", ids[ids.len() / 50])).await;
+            medians[1].2.push(ours.throughput() / theirs.throughput());
+            medians[2].2.push(deep.throughput() / ours.throughput());
+            let create = |url: String, n: usize| {
+                let (c, t) = (client.clone(), token.clone());
+                phase(n, concurrency, 201, move |i| {
+                    c.post(url.clone()).bearer_auth(&t).json(&json!({"metadata": {"i": i}}))
+                })
+            };
+            let ours = create(format!("{base}/api/jobs"), creates / 5).await;
+            let theirs = create(format!("{}/block/jobs", reference.base), creates / 5).await;
+            medians[3].2.push(ours.throughput() / theirs.throughput());
+        }
+        reference.stop().await;
+        println!("ratios, median of {rounds} alternated rounds:");
+        for (name, goal, mut values) in medians {
+            values.sort_by(f64::total_cmp);
+            let all: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+            let median = values[values.len() / 2];
+            println!("{name:<44} {median:>5.2}   (goal {goal}; rounds {})", all.join(" "));
+        }
     });
 }
