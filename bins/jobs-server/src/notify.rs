@@ -38,8 +38,9 @@ pub(crate) fn start(state: &AppState, metrics: Arc<BackgroundMetrics>, url: &str
     let on_notices = move |notices: &[jobs_store::ChangeNotice]| {
         hub.wake();
         if notices.is_empty() {
-            // (Re)connected: notices may have been missed; claimers look again.
-            notifier.pending_added();
+            // (Re)connected: notices may have been missed while nobody listened, so every
+            // held request reads its job again and claimers look again.
+            notifier.wake_all();
         }
         for notice in notices {
             notifier.job_id_changed(notice.job_id);

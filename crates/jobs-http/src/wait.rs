@@ -140,6 +140,18 @@ impl Notifier {
         }
     }
 
+    /// Wakes every held request to read its job again (and claimers to look again): after
+    /// a gap in the change notices (the listener reconnected), any job may have changed.
+    /// A request whose job did not change goes back to waiting.
+    pub fn wake_all(&self) {
+        if let Ok(jobs) = self.jobs.lock() {
+            for tx in jobs.values() {
+                tx.send_replace(());
+            }
+        }
+        self.pending_added();
+    }
+
     /// Some job became pending (also for changes seen through another process).
     pub fn pending_added(&self) {
         self.pending.send_replace(());

@@ -267,3 +267,44 @@ fn a_database_that_goes_away_answers_503_within_a_second_and_comes_back_by_itsel
     readyz(&server).assert_status(200);
     server.create(&token, json!({}));
 }
+
+/// `jobs_waited_on` from `/metrics`.
+fn waited_on(server: &TestServer) -> Option<u64> {
+    let reply = server.send(server.request(Method::GET, "/metrics"));
+    let text = reply.text.clone();
+    text.lines().find_map(|l| l.strip_prefix("jobs_waited_on ")).and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
+    let Some((server, mut proxy, upstream)) = proxied_server() else { return };
+    let token = user("ann");
+    let job = server.json(Method::POST, "/api/jobs", &token, json!({}));
+    let (id, etag) = (job.id(), job.header("etag").unwrap());
+    let path = format!("/api/jobs/{id}");
+    let started = Instant::now();
+    let reply = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let request = server
+                .request(Method::GET, &path)
+                .bearer_auth(&token)
+                .header("If-None-Match", etag.as_str())
+                .header("Prefer", "wait=25");
+            server.send(request)
+        });
+        assert!(wait_until(Duration::from_secs(10), || waited_on(&server) == Some(1)));
+        // Every connection is cut, the listener's too; while nobody listens, the job changes
+        // behind the server (as another replica would change it): no notice reaches it.
+        proxy.stop();
+        server.db.execute(&format!(
+            "UPDATE jobs SET metadata = '{{\"changed\":true}}', version = version + 1 \
+             WHERE id = '{id}'"
+        ));
+        let _back = Proxy::start(proxy.port, upstream);
+        waiter.join().unwrap()
+    });
+    // The reconnected listener wakes every held request, which reads its job again.
+    reply.assert_status(200);
+    assert_eq!(reply.body["metadata"], json!({"changed": true}));
+    assert!(started.elapsed() < Duration::from_secs(15), "woken late: {:?}", started.elapsed());
+}
