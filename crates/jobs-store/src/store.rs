@@ -257,8 +257,16 @@ impl JobStore {
         if self.readers.is_none() {
             return write(self, &mut *self.conn()?);
         }
-        let store = self.clone();
-        self.writer.write(move |conn| write(&store, conn))
+        // What the write tells the observer is held back until its batch has committed: a
+        // write rolled back to its savepoint, or a batch whose commit failed, counts nothing.
+        let held = Arc::new(crate::writer::HeldBack::default());
+        let mut store = self.clone();
+        store.observer = held.clone();
+        let result = self.writer.write(move |conn| write(&store, conn));
+        if result.is_ok() {
+            held.replay(self.observer());
+        }
+        result
     }
 
     /// Deletes a finished job and returns it; an active job is [`StoreError::StillActive`].

@@ -17,11 +17,12 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 
 use diesel::Connection;
-use jobs_domain::Job;
+use jobs_domain::{Job, JobStatus};
 use tokio::sync::oneshot;
 
 use crate::db::{begin_write, end_write, DbConnection, Manager};
 use crate::events::EventContext;
+use crate::store::StoreObserver;
 use crate::{StoreError, StoreResult};
 
 /// Writes taken into one batch at most (PostgreSQL binds at most 65 535 values in one
@@ -41,6 +42,46 @@ enum Task {
     Create { job: Box<Job>, cx: EventContext, reply: oneshot::Sender<StoreResult<()>> },
     /// Any other write.
     Run(Work),
+}
+
+/// An observer that keeps what it is told, to tell it on once the write has committed.
+#[derive(Default)]
+pub(crate) struct HeldBack(Mutex<Vec<Observed>>);
+
+enum Observed {
+    Created,
+    Transitioned(JobStatus, JobStatus),
+    Written(Box<Job>),
+}
+
+impl HeldBack {
+    fn push(&self, what: Observed) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(what);
+    }
+
+    /// Tells `observer` everything held back, in order.
+    pub(crate) fn replay(&self, observer: &dyn StoreObserver) {
+        let held = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for what in held {
+            match what {
+                Observed::Created => observer.job_created(),
+                Observed::Transitioned(from, to) => observer.job_transitioned(from, to),
+                Observed::Written(job) => observer.job_written(&job),
+            }
+        }
+    }
+}
+
+impl StoreObserver for HeldBack {
+    fn job_created(&self) {
+        self.push(Observed::Created);
+    }
+    fn job_transitioned(&self, from: JobStatus, to: JobStatus) {
+        self.push(Observed::Transitioned(from, to));
+    }
+    fn job_written(&self, job: &Job) {
+        self.push(Observed::Written(Box::new(job.clone())));
+    }
 }
 
 /// The handle of the writer thread; the thread stops when the last handle is dropped.

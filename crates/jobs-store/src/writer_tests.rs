@@ -111,3 +111,38 @@ fn a_write_is_answered_only_once_its_batch_has_committed() {
     answer.recv().unwrap().unwrap();
     assert_eq!(count_jobs(&store), 1);
 }
+
+/// Counts the transitions it is told of.
+#[derive(Default)]
+struct Transitions(std::sync::atomic::AtomicUsize);
+
+impl StoreObserver for Transitions {
+    fn job_transitioned(&self, _from: JobStatus, _to: JobStatus) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_write_rolled_back_to_its_savepoint_tells_the_observer_nothing() {
+    let (_dir, store) = store();
+    let counted = std::sync::Arc::new(Transitions::default());
+    let store = store.with_observer(counted.clone());
+    let owner = Owner::new("org", "ann", None);
+    let id = store.create(owner, NewJob::default(), None).unwrap().job.id;
+    let cancel_then_fail = move |store: &JobStore, conn: &mut DbConnection| -> StoreResult<()> {
+        let cause = crate::events::Cause {
+            cx: &store.context,
+            reason: jobs_domain::event::ChangeReason::Cancel,
+        };
+        let next = |job: &Job| job.cancel(store.now());
+        crate::store::change_on(conn, store.observer(), crate::store::Reach::Any, id, cause, next)?;
+        Err(StoreError::InvalidCursor("fails after its transition".into()))
+    };
+    assert!(store.write(cancel_then_fail).is_err());
+    let vis = Visibility::organization("org");
+    assert_eq!(store.get(&vis, id).unwrap().status, JobStatus::Created, "rolled back");
+    assert_eq!(counted.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // A write that commits is told on once its batch has committed.
+    store.cancel(&vis, id).unwrap();
+    assert_eq!(counted.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
