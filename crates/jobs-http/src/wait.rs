@@ -255,6 +255,10 @@ pub async fn close_on_signal(notifier: Arc<Notifier>) {
     }
 }
 
+/// How soon a held request reads again when a read after a wake-up found the database
+/// unavailable.
+const RETRY_READ: Duration = Duration::from_millis(100);
+
 /// `GET /api/jobs/{job_id}`: the job with its ETag; 304 when `If-None-Match` names the
 /// current ETag; with `Prefer: wait=N` as well, held until the job changes (200) or N
 /// seconds pass (304). A job deleted meanwhile is 404.
@@ -270,9 +274,23 @@ pub(crate) async fn read_job(
     let deadline = wait.map(|w| Instant::now() + w.duration());
     // Subscribed before the first read, so that a change right after it still wakes us.
     let mut watch = wait.map(|_| state.notifier.watch_job(id));
+    let mut woken = false;
     loop {
         let v = vis.clone();
-        let job = state.read(move |store| store.get(&v, id)).await?;
+        let job = match state.read(move |store| store.get(&v, id)).await {
+            Ok(job) => job,
+            // Woken after a gap in the database's notices (a reconnect), the pool may still
+            // be replacing its dead connections: a held request outlives that blip, reading
+            // again until its wait ends, and only then answers 503.
+            Err(err) if woken && err.status().as_u16() == 503 => match deadline {
+                Some(deadline) if Instant::now() + RETRY_READ < deadline => {
+                    tokio::time::sleep(RETRY_READ).await;
+                    continue;
+                }
+                _ => return Err(err),
+            },
+            Err(err) => return Err(err),
+        };
         let mut response = if !none_match_hits(req, &job) {
             job_response(actix_web::http::StatusCode::OK, job)
         } else {
@@ -281,6 +299,7 @@ pub(crate) async fn read_job(
                 _ => false,
             };
             if changed {
+                woken = true;
                 continue;
             }
             not_modified(&job)
