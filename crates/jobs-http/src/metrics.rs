@@ -191,8 +191,8 @@ pub async fn observe(
     let mut res = crate::events::with_request(id.clone(), next.call(req)).await?;
     events.filter(|_| method != actix_web::http::Method::GET).inspect(|hub| hub.wake());
     let latency = started.elapsed();
-    let route: std::borrow::Cow<'_, str> = match res.request().app_data::<RoutePattern>() {
-        Some(RoutePattern(pattern)) => std::borrow::Cow::Owned(pattern.to_string()),
+    let route: std::sync::Arc<str> = match res.request().app_data::<RoutePattern>() {
+        Some(RoutePattern(pattern)) => pattern.clone(),
         None => res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()).into(),
     };
     let status = res.status().as_u16();

@@ -257,6 +257,12 @@ pub(crate) fn end_write(conn: &mut DbConnection, commit: bool) -> diesel::QueryR
     }
 }
 
+/// One column of many rows, for a PostgreSQL statement that binds one array per column
+/// (`unnest($1, $2, …)`): one fixed statement however many rows.
+pub(crate) fn column<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
 pub(crate) type DbPool = r2d2::Pool<Manager>;
 pub(crate) type Pooled = r2d2::PooledConnection<Manager>;
 

@@ -124,10 +124,8 @@ fn insert(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), diesel
     // On PostgreSQL each row's real id is drawn at commit, under the sequencer (see the
     // module documentation), however many rows one INSERT writes; the same transaction's
     // change notices tell other replicas.
+    use crate::db::column;
     use diesel::sql_types::{Array, Nullable, Text, Timestamp};
-    fn column<'a, U>(events: &'a [NewEvent<'_>], f: impl Fn(&'a NewEvent<'_>) -> U) -> Vec<U> {
-        events.iter().map(f).collect()
-    }
     match (conn, events) {
         (_, []) => {}
         (conn, [one]) => {

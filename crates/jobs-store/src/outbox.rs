@@ -83,10 +83,8 @@ pub(crate) fn enqueue(
     conn: &mut DbConnection,
     deliveries: &[NewDelivery<'_>],
 ) -> Result<(), diesel::result::Error> {
+    use crate::db::column;
     use diesel::sql_types::Array;
-    fn column<'a, U>(rows: &'a [NewDelivery<'_>], f: impl Fn(&'a NewDelivery<'_>) -> U) -> Vec<U> {
-        rows.iter().map(f).collect()
-    }
     match (conn, deliveries) {
         (_, []) => {}
         (conn, [one]) => {

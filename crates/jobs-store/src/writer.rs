@@ -87,7 +87,7 @@ impl StoreObserver for HeldBack {
 /// The handle of the writer thread; the thread stops when the last handle is dropped.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    tasks: Mutex<Sender<Task>>,
+    tasks: Sender<Task>,
 }
 
 impl Writer {
@@ -97,12 +97,11 @@ impl Writer {
         std::thread::Builder::new()
             .name("jobs-writer".into())
             .spawn(move || run(&manager, &queue))?;
-        Ok(Writer { tasks: Mutex::new(tasks) })
+        Ok(Writer { tasks })
     }
 
     fn send(&self, task: Task) -> StoreResult<()> {
-        let tasks = self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        tasks.send(task).map_err(|_| StoreError::Unavailable("the writer has stopped".into()))
+        self.tasks.send(task).map_err(|_| StoreError::Unavailable("the writer has stopped".into()))
     }
 
     /// Inserts `job` and its `job.created` event; the answer comes once they are committed.

@@ -96,9 +96,7 @@ fn postgres(conn: &mut diesel::PgConnection, rows: &[Expiry]) -> QueryResult<Vec
     let changes: Vec<JobChanges> =
         rows.iter().map(|e| JobChanges::from_job(&e.after, e.after.version)).collect();
     /// One column's values, as an array.
-    fn column<'a, T, U>(items: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
-        items.iter().map(f).collect()
-    }
+    use crate::db::column;
     let written: Vec<WrittenId> = diesel::sql_query(POSTGRES)
         .bind::<Array<Text>, _>(column(rows, |e| e.after.id.to_string()))
         .bind::<Array<BigInt>, _>(column(rows, |e| e.before.version))
