@@ -34,7 +34,7 @@ pub struct Metrics {
     pool_connections: IntGauge,
     pool_in_use: IntGauge,
     pool_max: IntGauge,
-    waited_jobs: IntGauge,
+    held_requests: IntGauge,
 }
 
 /// Latency histogram buckets, in seconds (shared with the background metrics).
@@ -74,11 +74,11 @@ impl Metrics {
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_in_use.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
-        let waited_jobs = IntGauge::new(
-            "jobs_waited_on",
-            "Jobs that requests held by Prefer: wait are waiting on, in this process",
+        let held_requests = IntGauge::new(
+            "jobs_held_requests",
+            "Requests held by Prefer: wait, waiting for their job to change, in this process",
         )?;
-        registry.register(Box::new(waited_jobs.clone()))?;
+        registry.register(Box::new(held_requests.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -88,7 +88,7 @@ impl Metrics {
             pool_connections,
             pool_in_use,
             pool_max,
-            waited_jobs,
+            held_requests,
         })
     }
 
@@ -104,8 +104,8 @@ impl Metrics {
     }
 
     /// The text exposition format.
-    pub fn render(&self, store: &jobs_store::JobStore, waited_jobs: usize) -> String {
-        self.waited_jobs.set(i64::try_from(waited_jobs).unwrap_or(i64::MAX));
+    pub fn render(&self, store: &jobs_store::JobStore, held_requests: usize) -> String {
+        self.held_requests.set(i64::try_from(held_requests).unwrap_or(i64::MAX));
         let pool = store.pool_status();
         self.pool_connections.set(i64::from(pool.connections));
         self.pool_in_use.set(i64::from(pool.connections.saturating_sub(pool.idle)));
@@ -135,7 +135,7 @@ impl StoreObserver for Metrics {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state.store, state.notifier.watched_jobs()))
+        .body(state.metrics.render(&state.store, state.notifier.held_requests()))
 }
 
 /// The `method` label: one of a fixed set, so that no request, however malformed, can add

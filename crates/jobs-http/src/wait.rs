@@ -68,6 +68,8 @@ pub struct Notifier {
     jobs: Mutex<HashMap<JobId, watch::Sender<()>>>,
     pending: watch::Sender<()>,
     closing: watch::Sender<bool>,
+    /// Requests held right now (past their first read, waiting for a change).
+    held: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Notifier {
@@ -76,6 +78,7 @@ impl Default for Notifier {
             jobs: Mutex::new(HashMap::new()),
             pending: watch::channel(()).0,
             closing: watch::channel(false).0,
+            held: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -167,6 +170,11 @@ impl Notifier {
         *self.closing.borrow()
     }
 
+    /// How many requests are held right now, waiting for their job to change (metrics).
+    pub fn held_requests(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How many jobs are being waited on (for tests and metrics).
     pub fn watched_jobs(&self) -> usize {
         self.jobs.lock().map(|jobs| jobs.len()).unwrap_or(0)
@@ -180,6 +188,15 @@ impl JobWatch {
         match self.rx.as_mut() {
             Some(rx) => {
                 let notifier = self.notifier.clone();
+                /// Counts a request as held while it waits, even if it is dropped meanwhile.
+                struct Held<'a>(&'a std::sync::atomic::AtomicUsize);
+                impl Drop for Held<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                notifier.held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _held = Held(&notifier.held);
                 until_changed_ref(rx, deadline, &notifier).await
             }
             None => false,

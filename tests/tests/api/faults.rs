@@ -268,11 +268,13 @@ fn a_database_that_goes_away_answers_503_within_a_second_and_comes_back_by_itsel
     server.create(&token, json!({}));
 }
 
-/// `jobs_waited_on` from `/metrics`.
-fn waited_on(server: &TestServer) -> Option<u64> {
+/// `jobs_held_requests` from `/metrics`: held requests past their first read.
+fn held_requests(server: &TestServer) -> Option<u64> {
     let reply = server.send(server.request(Method::GET, "/metrics"));
     let text = reply.text.clone();
-    text.lines().find_map(|l| l.strip_prefix("jobs_waited_on ")).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix("jobs_held_requests "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[test]
@@ -292,7 +294,7 @@ fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
                 .header("Prefer", "wait=25");
             server.send(request)
         });
-        assert!(wait_until(Duration::from_secs(10), || waited_on(&server) == Some(1)));
+        assert!(wait_until(Duration::from_secs(10), || held_requests(&server) == Some(1)));
         // Every connection is cut, the listener's too; while nobody listens, the job changes
         // behind the server (as another replica would change it): no notice reaches it.
         proxy.stop();
