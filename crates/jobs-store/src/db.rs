@@ -219,7 +219,7 @@ where
 }
 
 /// Whether `conn` is inside a transaction already.
-fn in_transaction(conn: &mut DbConnection) -> bool {
+pub(crate) fn in_transaction(conn: &mut DbConnection) -> bool {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let status = match conn {
         DbConnection::Sqlite(inner) => {

@@ -10,7 +10,9 @@
 //! events their real ids. Event-writing transactions draw ids and commit one at a time, so
 //! id order is commit order; what runs one at a time is only the numbering and the commit
 //! (no round trip to this process while the lock is held), and a transaction holding the
-//! sequencer has finished its statements, so it never waits for a row lock.
+//! sequencer has finished its statements, so it never waits for a row lock. A transaction
+//! that knows its events before it commits (a change, a batch of creates) does better and
+//! writes each row once: see [`at_commit`].
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -22,6 +24,9 @@ use crate::outbox::{Attempt, Delivery, NextStep};
 use crate::rows::JobRow;
 use crate::schema::{job_events, jobs};
 use crate::store::JobStore;
+
+mod at_commit;
+pub(crate) use at_commit::{commit_with, transaction_with_events};
 
 /// Who causes the changes a store makes: the token's `sub` (or `system`) and the request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,7 +125,10 @@ const INSERT_POSTGRES: &str = "INSERT INTO job_events (job_id, org_id, user_id, 
 
 /// Writes events (inside the caller's transaction), in order: one as a plain INSERT, many
 /// in multi-row statements.
-fn insert(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), diesel::result::Error> {
+pub(crate) fn insert(
+    conn: &mut DbConnection,
+    events: &[NewEvent<'_>],
+) -> Result<(), diesel::result::Error> {
     // On PostgreSQL each row's real id is drawn at commit, under the sequencer (see the
     // module documentation), however many rows one INSERT writes; the same transaction's
     // change notices tell other replicas.
@@ -165,21 +173,20 @@ fn record(
     insert(conn, &[NewEvent::new(cx, job, at, what)])
 }
 
-/// `job.created` for each of a batch of new jobs (one statement for many).
-pub(crate) fn created_all(
-    conn: &mut DbConnection,
-    jobs: &[(&Job, &EventContext)],
-) -> Result<(), diesel::result::Error> {
-    let events: Vec<NewEvent<'_>> = jobs
-        .iter()
+/// The `job.created` events of a batch of new jobs, in order.
+pub(crate) fn created_all<'a>(jobs: &[(&'a Job, &'a EventContext)]) -> Vec<NewEvent<'a>> {
+    jobs.iter()
         .map(|(job, cx)| NewEvent::new(cx, job, job.created_at.naive_utc(), event::created(job)))
-        .collect();
-    insert(conn, &events)
+        .collect()
 }
 
 /// The `job.status_changed` or `job.updated` event of a change from `before` to `after`;
 /// `None` when nothing the history shows changed (a lease renewal).
-fn change_event<'a>(cause: Cause<'a>, before: &Job, after: &'a Job) -> Option<NewEvent<'a>> {
+pub(crate) fn change_event<'a>(
+    cause: Cause<'a>,
+    before: &Job,
+    after: &'a Job,
+) -> Option<NewEvent<'a>> {
     let what = event::changed(before, after, cause.reason);
     if what.0 == EventType::JobUpdated && what.1["fields"].as_array().is_some_and(Vec::is_empty) {
         return None;
@@ -187,21 +194,8 @@ fn change_event<'a>(cause: Cause<'a>, before: &Job, after: &'a Job) -> Option<Ne
     Some(NewEvent::new(cause.cx, after, after.updated_at.naive_utc(), what))
 }
 
-/// `job.status_changed` or `job.updated`.
-pub(crate) fn changed(
-    conn: &mut DbConnection,
-    cause: Cause<'_>,
-    before: &Job,
-    after: &Job,
-) -> Result<(), diesel::result::Error> {
-    match change_event(cause, before, after) {
-        Some(event) => insert(conn, &[event]),
-        None => Ok(()),
-    }
-}
-
-/// [`changed`] for many changes of one cause, `(before, after)`, in multi-row INSERTs: the
-/// same rows, in the same order, as calling it for each change.
+/// The events of many changes of one cause, `(before, after)`, in multi-row INSERTs: the
+/// same rows, in the same order, as [`change_event`] gives for each change.
 pub(crate) fn changed_all<'a>(
     conn: &mut DbConnection,
     cause: Cause<'a>,

@@ -158,20 +158,20 @@ pub(crate) fn change_on<E: Into<StoreError>>(
             return Ok(Changed { job: current });
         };
         let webhook = outbox::NewDelivery::of_change(&current, &changed);
-        let written = conn.transaction(|conn| {
+        let written = events::transaction_with_events(conn, |conn| {
             let written = diesel::update(
                 jobs::table.filter(jobs::id.eq(id.to_string())).filter(jobs::version.eq(version)),
             )
             .set(JobChanges::from_job(&changed, version + 1))
             .execute(conn)?;
-            if written == 1 {
-                if let Some(delivery) = &webhook {
-                    outbox::enqueue(conn, std::slice::from_ref(delivery))?;
-                }
-                crate::changes::notify(conn, &changed)?;
-                events::changed(conn, cause, &current, &changed)?;
+            if written != 1 {
+                return Ok((written, Vec::new()));
             }
-            Ok::<_, StoreError>(written)
+            if let Some(delivery) = &webhook {
+                outbox::enqueue(conn, std::slice::from_ref(delivery))?;
+            }
+            crate::changes::notify(conn, &changed)?;
+            Ok((written, events::change_event(cause, &current, &changed).into_iter().collect()))
         })?;
         if written == 1 {
             if changed.status != current.status {
@@ -326,6 +326,8 @@ mod clock;
 mod create;
 #[cfg(test)]
 pub(crate) use create::block_on;
+pub(crate) use create::insert_job_rows;
+#[cfg(test)]
 pub(crate) use create::insert_jobs;
 mod list;
 #[cfg(test)]

@@ -243,44 +243,55 @@ fn commit(conn: &mut DbConnection, batch: Vec<Task>) -> (Vec<Finish>, Result<(),
             Task::Run(work) => finishers.push(work(Ok(conn))),
         }
     }
-    finishers.extend(insert_created(conn, creates));
-    let committed = end_write(conn, true).map_err(|err| {
-        let _ = end_write(conn, false);
-        err.to_string()
-    });
+    let (answers, created) = insert_created(conn, creates);
+    finishers.extend(answers);
+    // The new jobs' events go with the commit (on PostgreSQL in its round trip).
+    let created: Vec<(&Job, &EventContext)> = created.iter().map(|(j, cx)| (&**j, cx)).collect();
+    let committed = crate::events::commit_with(conn, &crate::events::created_all(&created))
+        .map_err(|err| {
+            let _ = end_write(conn, false);
+            err.to_string()
+        });
     (finishers, committed)
 }
 
-/// Inserts a batch's new jobs and their `job.created` events: all together, or, if that
-/// fails, one by one so that a failure fails its own create only.
+/// The jobs a batch inserted, for their events.
+type Inserted = Vec<(Box<Job>, EventContext)>;
+
+/// Inserts a batch's new jobs: all together, or, if that fails, one by one so that a
+/// failure fails its own create only. Returns how to answer each create and the jobs
+/// inserted, whose `job.created` events are written with the commit.
 fn insert_created(
     conn: &mut DbConnection,
     creates: Vec<(Box<Job>, EventContext, oneshot::Sender<StoreResult<()>>)>,
-) -> Vec<Finish> {
-    if creates.is_empty() {
-        return Vec::new();
-    }
+) -> (Vec<Finish>, Inserted) {
     let answer = |reply: oneshot::Sender<StoreResult<()>>, result: StoreResult<()>| -> Finish {
         Box::new(move |outcome: Outcome<'_>| {
             let _ = reply.send(result.and_then(|()| outcome.map_err(not_committed)));
         })
     };
+    if creates.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
     let together = savepoint(conn, |conn| {
         let jobs: Vec<(&Job, &EventContext)> =
             creates.iter().map(|(j, cx, _)| (&**j, cx)).collect();
-        Ok(crate::store::insert_jobs(conn, &jobs)?)
+        Ok(crate::store::insert_job_rows(conn, &jobs)?)
     });
-    if together.is_ok() {
-        return creates.into_iter().map(|(_, _, reply)| answer(reply, Ok(()))).collect();
+    let (mut answers, mut inserted) = (Vec::new(), Vec::new());
+    for (job, cx, reply) in creates {
+        let result = match &together {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                savepoint(conn, |conn| Ok(crate::store::insert_job_rows(conn, &[(&job, &cx)])?))
+            }
+        };
+        if result.is_ok() {
+            inserted.push((job, cx));
+        }
+        answers.push(answer(reply, result));
     }
-    creates
-        .into_iter()
-        .map(|(job, cx, reply)| {
-            let result =
-                savepoint(conn, |conn| Ok(crate::store::insert_jobs(conn, &[(&job, &cx)])?));
-            answer(reply, result)
-        })
-        .collect()
+    (answers, inserted)
 }
 
 #[cfg(test)]

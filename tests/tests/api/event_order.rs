@@ -13,9 +13,10 @@ use serde_json::json;
 
 /// Makes every event written by the actor `slow` hold its transaction open for a second
 /// after the event's id is drawn and before the commit completes, so that later writers
-/// commit first if they can. Ids are drawn at commit by the deferred trigger
-/// `job_events_number`; deferred triggers run in the order of their names, so this one
-/// (`zz_…`) runs after it.
+/// commit first if they can. Ids are drawn at commit: by `job_events_append`, sent with the
+/// COMMIT (changes and batched creates), or by the deferred trigger `job_events_number`
+/// (the other writes); deferred triggers run in the order of their names, so this one
+/// (`zz_…`) runs after it either way.
 const SLOW_WRITER: &str = "
 CREATE FUNCTION hold_slow_event() RETURNS trigger AS $$
 BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$ LANGUAGE plpgsql;
@@ -69,6 +70,9 @@ fn a_reader_resuming_after_the_last_id_it_saw_never_skips_an_event_that_commits_
         s.spawn(|| {
             server.patch(&held_path, &slow, json!({"metadata": {"a": 1}})).assert_status(200);
         });
+        // A create goes through the group-commit writer, whose batch sends its events with
+        // its commit.
+        s.spawn(|| server.create(&slow, json!({})));
         std::thread::sleep(Duration::from_millis(200));
         for id in &others {
             let (server, fast) = (&server, &fast);
@@ -87,6 +91,6 @@ fn a_reader_resuming_after_the_last_id_it_saw_never_skips_an_event_that_commits_
         .iter()
         .map(|e| e.event.id)
         .collect();
-    assert_eq!(all.len(), 6, "one event per update: {all:?}");
+    assert_eq!(all.len(), 7, "one event per update and one for the create: {all:?}");
     assert_eq!(seen, all, "the reader skipped an event that committed after a larger id");
 }

@@ -184,3 +184,28 @@ fn a_deleted_jobs_history_goes_with_it() {
     server.delete(&format!("/api/jobs/{id}"), &ann).assert_status(200);
     server.get(&format!("/api/jobs/{id}/events"), &ann).assert_error(404, "job_not_found");
 }
+
+#[test]
+fn quotes_backslashes_and_non_ascii_in_an_events_values_are_recorded_exactly() {
+    // On PostgreSQL a change's event is sent with its COMMIT as escaped literals.
+    let server = TestServer::start();
+    let odd = r#"o'brien \ "q" ü😀 '); --"#;
+    let token = user(odd);
+    let job = server.create(&token, json!({"agent_id": odd}));
+    let id = job["id"].as_str().unwrap().to_owned();
+    let request_id = r"req-'\-1";
+    let changed = server.send(
+        server
+            .request(Method::PATCH, &format!("/api/jobs/{id}"))
+            .bearer_auth(&token)
+            .header("x-request-id", request_id)
+            .json(&json!({"status": "pending", "metadata": {"note": odd}})),
+    );
+    changed.assert_status(200);
+    let events = history(&server, &id, &token);
+    assert_eq!(types(&events), ["job.created", "job.status_changed"], "{events:#?}");
+    let change = &events[1];
+    assert_eq!(change["actor"], odd);
+    assert_eq!(change["request_id"], request_id);
+    assert!(change["id"].as_i64().unwrap() > events[0]["id"].as_i64().unwrap());
+}

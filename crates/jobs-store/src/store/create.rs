@@ -141,14 +141,22 @@ pub(crate) fn insert_jobs(
     conn: &mut DbConnection,
     new: &[(&Job, &EventContext)],
 ) -> diesel::QueryResult<()> {
+    insert_job_rows(conn, new)?;
+    events::insert(conn, &events::created_all(new))
+}
+
+/// [`insert_jobs`] without the events, for a caller that writes them with its commit.
+pub(crate) fn insert_job_rows(
+    conn: &mut DbConnection,
+    new: &[(&Job, &EventContext)],
+) -> diesel::QueryResult<()> {
     let rows: Vec<JobRow> = new.iter().map(|(job, _)| JobRow::from_job(job)).collect();
     // A batch insert is one statement on each backend, not through the multi-backend wrapper.
     match conn {
         DbConnection::Sqlite(c) => diesel::insert_into(jobs::table).values(rows).execute(c),
         DbConnection::Postgres(c) => diesel::insert_into(jobs::table).values(rows).execute(c),
     }?;
-    crate::changes::notify_all(conn, new.iter().map(|(job, _)| *job))?;
-    events::created_all(conn, new)
+    crate::changes::notify_all(conn, new.iter().map(|(job, _)| *job))
 }
 
 /// Wakes a thread parked in [`block_on`].
