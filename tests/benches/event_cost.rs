@@ -18,7 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jobs_tests::db::TestDatabase;
-use jobs_tests::load::{knob, phase};
+use jobs_tests::load::{knob, median, phase};
 use jobs_tests::{user, TestServer};
 use serde_json::json;
 
@@ -91,11 +91,6 @@ fn measure(with_log: bool, jobs: usize, concurrency: usize) -> (f64, f64, usize)
 fn first_job(server: &TestServer) -> String {
     let page = server.get("/api/jobs?limit=1", &user("bench"));
     page.body[0]["id"].as_str().unwrap().to_owned()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -14,31 +14,16 @@
 //! `BENCH_CLAIMS` (5000) jobs claimed by `BENCH_CLAIMERS` (16) workers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use jobs_tests::db::TestDatabase;
 use jobs_tests::load::{knob, phase};
-use jobs_tests::{token, SECRET};
+use jobs_tests::process::ServerProcess;
+use jobs_tests::token;
 use reqwest::Client;
 use serde_json::{json, Value};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn server_bin() -> String {
-    std::env::var("JOBS_SERVER_BIN").unwrap_or_else(|_| {
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "../target".into());
-        format!("{target}/release/jobs-server")
-    })
-}
 
 /// Resident and peak resident memory of a process, in MiB, and its number of threads.
 fn memory_mib(pid: u32) -> (f64, f64, u64) {
@@ -65,20 +50,12 @@ fn main() {
     let claims = knob("BENCH_CLAIMS", 5000);
     let claimers = knob("BENCH_CLAIMERS", 16);
     let db = TestDatabase::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(server_bin())
-        .env("JOBS_DATABASE_URL", db.url())
-        .env("JOBS_BIND", format!("127.0.0.1:{port}"))
-        .env("JOBS_JWT_SECRET", SECRET)
-        .env("JOBS_WORKERS", "2")
-        .env("JOBS_MAX_WAIT_SECONDS", "300")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start jobs-server: build it with cargo build --release -p jobs-server");
-    let pid = child.id();
-    let _server = Server(child);
+    let server = ServerProcess::start(
+        db.url(),
+        &[("JOBS_MAX_WAIT_SECONDS", "300"), ("RUST_LOG", "warn")],
+        Stdio::inherit(),
+    );
+    let (base, pid) = (server.base.clone(), server.pid());
     println!(
         "backend {}, {} cores, server pid {pid}",
         db.backend(),

@@ -5,6 +5,7 @@
 pub mod cutter;
 pub mod db;
 pub mod load;
+pub mod process;
 pub mod receiver;
 pub mod reference;
 pub mod scripted;

@@ -80,7 +80,83 @@ where
     Stats { requests: n, elapsed: start.elapsed(), latencies }
 }
 
+/// The median of rounds' figures (the upper one of an even count).
+pub fn median(mut figures: Vec<f64>) -> f64 {
+    figures.sort_by(|a, b| a.total_cmp(b));
+    figures[figures.len() / 2]
+}
+
 /// A number from the environment, or the default.
 pub fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Sends `n` GETs of `path` (with `Authorization: Bearer token`) to `addr` over
+/// `concurrency` keep-alive connections, with a minimal HTTP/1.1 client written on the bare
+/// socket: a fraction of reqwest's cost per request, so that the server, not the client,
+/// is what the two cores spend their time on (as `wrk` would). Every answer must be `200`
+/// with a `Content-Length` body. Call inside a `tokio::task::LocalSet`.
+pub async fn raw_gets(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    n: usize,
+    concurrency: usize,
+) -> Stats {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request: Arc<[u8]> =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .into_bytes()
+            .into();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (request, next) = (Arc::clone(&request), Arc::clone(&next));
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let (mut latencies, mut buffer) = (Vec::new(), Vec::with_capacity(16 * 1024));
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let t = Instant::now();
+                stream.write_all(&request).await.expect("request sent");
+                buffer.clear();
+                // Headers, then as many body bytes as Content-Length says.
+                let (head_end, length) = loop {
+                    let mut chunk = [0u8; 8192];
+                    let read = stream.read(&mut chunk).await.expect("response read");
+                    assert!(read > 0, "the server closed the connection");
+                    buffer.extend_from_slice(&chunk[..read]);
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (end + 4, response_length(&buffer[..end]));
+                    }
+                };
+                while buffer.len() < head_end + length {
+                    let mut chunk = [0u8; 8192];
+                    let read = stream.read(&mut chunk).await.expect("body read");
+                    assert!(read > 0, "the server closed the connection");
+                    buffer.extend_from_slice(&chunk[..read]);
+                }
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for task in tasks {
+        latencies.extend(task.await.expect("load task"));
+    }
+    Stats { requests: n, elapsed: start.elapsed(), latencies }
+}
+
+/// The body length of a `200` response head (panics on anything else).
+fn response_length(head: &[u8]) -> usize {
+    let head = std::str::from_utf8(head).expect("ASCII response head");
+    assert!(head.starts_with("HTTP/1.1 200"), "unexpected response: {head}");
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length")
 }

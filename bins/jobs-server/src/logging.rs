@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::Mutex;
 
 use clap::ValueEnum;
 use log::kv::{Key, Value, VisitSource};
@@ -60,77 +61,81 @@ impl log::Log for Logger {
     }
 }
 
-/// `2026-11-29T10:00:00.123Z`, written field by field: chrono's general formatter
-/// (`to_rfc3339_opts`) interprets a format description on every call, a visible share of a
-/// request's cost when each request writes a line.
+/// `2026-11-29T10:00:00.123Z`.
 fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    let mut ts = String::with_capacity(24);
-    let _ = write!(
-        ts,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.timestamp_subsec_millis().min(999),
-    );
-    ts
+    jobs_domain::timestamp::rfc3339_millis(at)
 }
 
 /// How long an ordinary line may wait in the buffer before it is written.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
-/// A buffer this full is written at once.
-const FLUSH_AT: usize = 32 * 1024;
+/// A buffer this full is written at once (by the line that fills it); under load the
+/// flusher thread writes long before.
+const FLUSH_AT: usize = 1024 * 1024;
 
 /// Where log lines go: stderr, through a buffer. Writing each request's line with its own
 /// system call cost a GET a tenth of its throughput; lines are collected instead and written
-/// together every [`FLUSH_EVERY`] (or once [`FLUSH_AT`] bytes are waiting). Warnings and
-/// errors are written at once, after the lines before them, so that nothing that explains a
-/// failure waits, and `main` flushes before the process exits.
+/// together every [`FLUSH_EVERY`] by a thread of their own (or once [`FLUSH_AT`] bytes are
+/// waiting). Warnings and errors are written at once, after the lines before them, so that
+/// nothing that explains a failure waits, and `main` flushes before the process exits.
+/// A write happens outside the buffer's lock, so request threads never wait for it; a
+/// second lock keeps writes in the order of their lines.
 struct Sink {
-    buffer: std::sync::Mutex<Vec<u8>>,
+    buffer: Mutex<Vec<u8>>,
+    writing: Mutex<()>,
+    /// Set when the flusher thread could not start: every line is written at once.
+    direct: bool,
 }
 
 impl Sink {
     fn start() -> &'static Sink {
-        let sink: &'static Sink =
-            Box::leak(Box::new(Sink { buffer: std::sync::Mutex::new(Vec::new()) }));
-        let flusher = std::thread::Builder::new().name("log-flush".into()).spawn(move || loop {
-            std::thread::sleep(FLUSH_EVERY);
-            sink.flush();
+        let (tx, rx) = std::sync::mpsc::channel::<&'static Sink>();
+        let flusher = std::thread::Builder::new().name("log-flush".into()).spawn(move || {
+            let Ok(sink) = rx.recv() else { return };
+            loop {
+                std::thread::sleep(FLUSH_EVERY);
+                sink.flush();
+            }
         });
-        if flusher.is_err() {
+        let direct = flusher.is_err();
+        if direct {
             eprintln!("cannot start the log flusher: log lines are written one by one");
         }
+        let sink: &'static Sink = Box::leak(Box::new(Sink {
+            buffer: Mutex::new(Vec::new()),
+            writing: Mutex::new(()),
+            direct,
+        }));
+        let _ = tx.send(sink);
         sink
     }
 
-    fn buffer(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn write(&self, line: &str, urgent: bool) {
-        let mut buffer = self.buffer();
-        buffer.extend_from_slice(line.as_bytes());
-        if urgent || buffer.len() >= FLUSH_AT {
-            Self::drain(&mut buffer);
+        let full = {
+            let mut buffer = lock(&self.buffer);
+            buffer.extend_from_slice(line.as_bytes());
+            buffer.len() >= FLUSH_AT
+        };
+        if urgent || full || self.direct {
+            self.flush();
         }
     }
 
     fn flush(&self) {
-        Self::drain(&mut self.buffer());
-    }
-
-    fn drain(buffer: &mut Vec<u8>) {
-        if !buffer.is_empty() {
+        let _writing = lock(&self.writing);
+        let lines = {
+            let mut buffer = lock(&self.buffer);
+            let capacity = buffer.capacity();
+            std::mem::replace(&mut *buffer, Vec::with_capacity(capacity))
+        };
+        if !lines.is_empty() {
             // Nowhere to report a failed write to stderr.
-            let _ = std::io::stderr().lock().write_all(buffer);
-            buffer.clear();
+            let _ = std::io::stderr().lock().write_all(&lines);
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `ts LEVEL target message key=value …`, with logfmt quoting.
@@ -162,9 +167,15 @@ impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
         self.0.push(' ');
         self.0.push_str(key.as_str());
         self.0.push('=');
-        match value.to_borrowed_str() {
-            Some(text) => push_logfmt_value(self.0, text),
-            None => push_logfmt_value(self.0, &value.to_string()),
+        if let Some(text) = value.to_borrowed_str() {
+            push_logfmt_value(self.0, text);
+        } else if let Some(n) = value.to_u64() {
+            // Numbers are plain: written straight into the line.
+            let _ = write!(self.0, "{n}");
+        } else if let Some(x) = value.to_f64() {
+            let _ = write!(self.0, "{x}");
+        } else {
+            push_logfmt_value(self.0, &value.to_string());
         }
         Ok(())
     }
@@ -173,9 +184,13 @@ impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
 /// Appends a logfmt value: as it is when it is plain, else quoted with `\`, `"` and control
 /// characters escaped.
 pub fn push_logfmt_value(out: &mut String, value: &str) {
-    let plain = !value.is_empty()
-        && !value.chars().any(|c| c == ' ' || c == '=' || c == '"' || c == '\\' || c.is_control());
-    if plain {
+    // Byte by byte: every character to quote is ASCII, or a C1 control (U+0080 to U+009F),
+    // whose UTF-8 starts with 0xC2; only a value with that byte is checked character by
+    // character.
+    let ascii_quoted = |b: u8| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7f;
+    let c1_control = || value.as_bytes().contains(&0xc2) && value.chars().any(char::is_control);
+    let quoted = value.is_empty() || value.bytes().any(ascii_quoted) || c1_control();
+    if !quoted {
         out.push_str(value);
         return;
     }
@@ -257,5 +272,8 @@ mod tests {
         assert_eq!(logfmt("alice status=200 user=admin"), "\"alice status=200 user=admin\"");
         assert_eq!(logfmt("abc\"user=root"), "\"abc\\\"user=root\"");
         assert_eq!(logfmt("a\nb\\c\u{1}"), "\"a\\nb\\\\c\\u{0001}\"");
+        assert_eq!(logfmt("naïve £5 ü"), "\"naïve £5 ü\"", "a space is quoted");
+        assert_eq!(logfmt("naïve£5ü"), "naïve£5ü", "non-ASCII letters are plain");
+        assert_eq!(logfmt("c1\u{85}x"), "\"c1\\u{0085}x\"", "a C1 control is escaped");
     }
 }

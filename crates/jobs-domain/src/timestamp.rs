@@ -1,5 +1,5 @@
 //! Timestamps as the API writes them: RFC 3339 in UTC with microseconds,
-//! `2026-11-29T10:00:00.123456Z`.
+//! `2026-11-29T10:00:00.123456Z` (and the log lines, with milliseconds).
 //!
 //! A page of jobs writes hundreds of them, so they are written field by field rather than
 //! through chrono's general formatter, which interprets a format description on each call
@@ -10,14 +10,31 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (years outside 0..=9999 fall back to chrono).
 pub fn rfc3339_micros(at: DateTime<Utc>) -> String {
+    rfc3339(at, Fraction::Micros)
+}
+
+/// `at` as `YYYY-MM-DDTHH:MM:SS.fffZ`, the same as `to_rfc3339_opts(SecondsFormat::Millis,
+/// true)`: the log lines' timestamps.
+pub fn rfc3339_millis(at: DateTime<Utc>) -> String {
+    rfc3339(at, Fraction::Millis)
+}
+
+#[derive(Clone, Copy)]
+enum Fraction {
+    Millis,
+    Micros,
+}
+
+fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
+    let (digits, divisor, chrono_format) = match fraction {
+        Fraction::Millis => (3, 1_000_000, chrono::SecondsFormat::Millis),
+        Fraction::Micros => (6, 1_000, chrono::SecondsFormat::Micros),
+    };
     let year = at.year();
-    if !(0..=9999).contains(&year) {
-        return at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    }
-    // A leap second (nanoseconds past 1e9) keeps chrono's own rendering.
+    // A leap second (nanoseconds past 1e9) keeps chrono's own rendering, as do far years.
     let nanos = at.nanosecond();
-    if nanos >= 1_000_000_000 {
-        return at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return at.to_rfc3339_opts(chrono_format, true);
     }
     let mut out = [0u8; 27];
     let mut put = |at: usize, value: u32, width: usize| {
@@ -33,12 +50,14 @@ pub fn rfc3339_micros(at: DateTime<Utc>) -> String {
     put(11, at.hour(), 2);
     put(14, at.minute(), 2);
     put(17, at.second(), 2);
-    put(20, nanos / 1000, 6);
-    for (i, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')]
+    put(20, nanos / divisor, digits);
+    let end = 20 + digits;
+    for (i, c) in
+        [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (end, b'Z')]
     {
         out[i] = c;
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    out[..=end].iter().map(|&b| char::from(b)).collect()
 }
 
 #[cfg(test)]
@@ -60,5 +79,15 @@ mod tests {
         }
         let far = Utc.with_ymd_and_hms(12345, 6, 7, 8, 9, 10).unwrap();
         assert_eq!(rfc3339_micros(far), far.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    }
+
+    #[test]
+    fn log_timestamps_read_exactly_as_chrono_writes_them_with_milliseconds() {
+        let mut at = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        for i in 0..20_000i64 {
+            at += chrono::TimeDelta::microseconds(i * 1_234_567_891 + 13);
+            let chrono = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert_eq!(rfc3339_millis(at), chrono, "{at:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, USER_AGENT};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse};
@@ -153,6 +153,9 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The SDK version header of the request log line (named once, not parsed per request).
+const SDK_VERSION: HeaderName = HeaderName::from_static("x-stainless-package-version");
+
 /// Who made a request, as the auth extractor found it (for the log line).
 #[derive(Clone, Debug)]
 pub struct RequestUser(pub String);
@@ -210,8 +213,9 @@ pub async fn observe(
     if log::log_enabled!(target: "jobs::request", level) {
         let extensions = request.extensions();
         let user = extensions.get::<RequestUser>().map(|u| u.0.as_str());
-        let header =
-            |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let header = |name: &HeaderName| {
+            request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-")
+        };
         // Structured fields: the log formatter quotes and escapes every value (logfmt) or
         // writes them as JSON, so no value can forge another field.
         log::log!(
@@ -223,8 +227,8 @@ pub async fn observe(
             latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,
             user = user.unwrap_or("-"),
             request_id = id.as_str(),
-            user_agent = header("user-agent"),
-            sdk_version = header("x-stainless-package-version"),
+            user_agent = header(&USER_AGENT),
+            sdk_version = header(&SDK_VERSION),
             error = cause.as_deref().unwrap_or("-");
             ""
         );
