@@ -53,8 +53,9 @@ fn measure(db: &TestDatabase, level: &str, gets: usize, concurrency: usize) -> (
         let job: Value = reply.json().await.unwrap();
         let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
         let addr = base.trim_start_matches("http://").parse().unwrap();
-        raw_gets(addr, &path, &token, concurrency * 20, concurrency).await; // warm-up
-        raw_gets(addr, &path, &token, gets, concurrency).await.throughput()
+        let p = path.clone();
+        raw_gets(addr, &token, concurrency * 20, concurrency, move |_| p.clone()).await; // warm-up
+        raw_gets(addr, &token, gets, concurrency, move |_| path.clone()).await.throughput()
     });
     drop(server);
     (throughput, std::fs::metadata(&log_path).map_or(0, |m| m.len()))

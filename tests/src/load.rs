@@ -1,6 +1,7 @@
 //! A small HTTP load generator for the benchmarks: `n` requests from `concurrency` tasks on
 //! one client thread, with latency percentiles.
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,35 +92,43 @@ pub fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Sends `n` GETs of `path` (with `Authorization: Bearer token`) to `addr` over
-/// `concurrency` keep-alive connections, with a minimal HTTP/1.1 client written on the bare
-/// socket: a fraction of reqwest's cost per request, so that the server, not the client,
-/// is what the two cores spend their time on (as `wrk` would). Every answer must be `200`
-/// with a `Content-Length` body. Call inside a `tokio::task::LocalSet`.
+/// Sends `n` GETs, the `i`-th of `path(i)` (with `Authorization: Bearer token`), to `addr`
+/// over `concurrency` keep-alive connections, with a minimal HTTP/1.1 client written on the
+/// bare socket: a fraction of reqwest's cost per request, so that the server, not the
+/// client, is what the two cores spend their time on (as `wrk` would). Every answer must be
+/// `200` with a `Content-Length` body. Call inside a `tokio::task::LocalSet`.
 pub async fn raw_gets(
     addr: std::net::SocketAddr,
-    path: &str,
     token: &str,
     n: usize,
     concurrency: usize,
+    path: impl Fn(usize) -> String + 'static,
 ) -> Stats {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let request: Arc<[u8]> =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
-            .into_bytes()
-            .into();
+    let head: Arc<str> =
+        format!(" HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").into();
+    let path = Rc::new(path);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (request, next) = (Arc::clone(&request), Arc::clone(&next));
+        let (head, next, path) = (Arc::clone(&head), Arc::clone(&next), Rc::clone(&path));
         tasks.push(tokio::task::spawn_local(async move {
             let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             stream.set_nodelay(true).expect("nodelay");
             let (mut latencies, mut buffer) = (Vec::new(), Vec::with_capacity(16 * 1024));
-            while next.fetch_add(1, Ordering::Relaxed) < n {
+            let mut request = String::with_capacity(512);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                request.clear();
+                request.push_str("GET ");
+                request.push_str(&path(i));
+                request.push_str(&head);
                 let t = Instant::now();
-                stream.write_all(&request).await.expect("request sent");
+                stream.write_all(request.as_bytes()).await.expect("request sent");
                 buffer.clear();
                 // Headers, then as many body bytes as Content-Length says.
                 let (head_end, length) = loop {
