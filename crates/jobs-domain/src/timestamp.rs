@@ -30,9 +30,12 @@ fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
         Fraction::Millis => (3, 1_000_000, chrono::SecondsFormat::Millis),
         Fraction::Micros => (6, 1_000, chrono::SecondsFormat::Micros),
     };
-    let year = at.year();
+    // The fields of the naive UTC value: on a `DateTime<Utc>` each accessor would first
+    // compute the local time again.
+    let naive = at.naive_utc();
+    let year = naive.year();
     // A leap second (nanoseconds past 1e9) keeps chrono's own rendering, as do far years.
-    let nanos = at.nanosecond();
+    let nanos = naive.nanosecond();
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return at.to_rfc3339_opts(chrono_format, true);
     }
@@ -45,11 +48,11 @@ fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
         }
     };
     put(0, year.unsigned_abs(), 4);
-    put(5, at.month(), 2);
-    put(8, at.day(), 2);
-    put(11, at.hour(), 2);
-    put(14, at.minute(), 2);
-    put(17, at.second(), 2);
+    put(5, naive.month(), 2);
+    put(8, naive.day(), 2);
+    put(11, naive.hour(), 2);
+    put(14, naive.minute(), 2);
+    put(17, naive.second(), 2);
     put(20, nanos / divisor, digits);
     let end = 20 + digits;
     for (i, c) in
@@ -57,7 +60,7 @@ fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
     {
         out[i] = c;
     }
-    out[..=end].iter().map(|&b| char::from(b)).collect()
+    String::from_utf8_lossy(&out[..=end]).into_owned()
 }
 
 #[cfg(test)]
