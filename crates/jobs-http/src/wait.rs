@@ -296,9 +296,11 @@ pub(crate) async fn read_job(
         let v = vis.clone();
         let job = match state.read(move |store| store.get(&v, id)).await {
             Ok(job) => job,
-            // Woken after a gap in the database's notices (a reconnect), the pool may still
-            // be replacing its dead connections: a held request outlives that blip, reading
-            // again until its wait ends, and only then answers 503.
+            // A held request that was woken and finds the database unavailable (its pool
+            // replacing connections after a reconnect, a statement timeout under a lock)
+            // outlives the blip: it reads again every RETRY_READ until its wait ends, and
+            // only then answers 503. (The first read answers 503 at once: nothing is held
+            // yet, and the client retries as for any request.)
             Err(err) if woken && err.status().as_u16() == 503 => match deadline {
                 Some(deadline) if Instant::now() + RETRY_READ < deadline => {
                     tokio::time::sleep(RETRY_READ).await;

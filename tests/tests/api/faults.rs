@@ -310,3 +310,63 @@ fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
     assert_eq!(reply.body["metadata"], json!({"changed": true}));
     assert!(started.elapsed() < Duration::from_secs(15), "woken late: {:?}", started.elapsed());
 }
+
+/// Whether some session holds an exclusive lock on the jobs table.
+fn jobs_table_locked(db: &TestDatabase) -> bool {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(db.url()).expect("connect to PostgreSQL");
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'jobs'::regclass \
+         AND mode = 'AccessExclusiveLock' AND granted)",
+    ))
+    .get_result(&mut conn)
+    .expect("pg_locks")
+}
+
+#[test]
+fn a_held_request_woken_while_the_database_times_out_reads_again_until_it_can_answer() {
+    let db = TestDatabase::new();
+    if db.backend() != "postgres" {
+        eprintln!("needs PostgreSQL (statement timeouts, locks and notices); skipped");
+        return;
+    }
+    // Every statement of the server's sessions gives up after 300 ms (503).
+    db.execute(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = 300', \
+         current_database()); END $$;",
+    );
+    let server = TestServer::start_on(db, |_| {});
+    let token = user("ann");
+    let job = server.json(Method::POST, "/api/jobs", &token, json!({}));
+    let (id, etag) = (job.id(), job.header("etag").unwrap());
+    let path = format!("/api/jobs/{id}");
+    let reply = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let request = server
+                .request(Method::GET, &path)
+                .bearer_auth(&token)
+                .header("If-None-Match", etag.as_str())
+                .header("Prefer", "wait=25");
+            server.send(request)
+        });
+        assert!(wait_until(Duration::from_secs(10), || held_requests(&server) == Some(1)));
+        // A transaction locks the jobs table for a second and a half and changes the job
+        // behind the server; while it holds the lock, a notice wakes the held request,
+        // whose read waits for the lock and times out.
+        let locker = s.spawn(|| {
+            server.db.execute(&format!(
+                "BEGIN; SET LOCAL statement_timeout = 0; \
+                 LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; \
+                 UPDATE jobs SET metadata = '{{\"changed\":true}}', version = version + 1 \
+                 WHERE id = '{id}'; SELECT pg_sleep(1.5); COMMIT;"
+            ))
+        });
+        assert!(wait_until(Duration::from_secs(10), || jobs_table_locked(&server.db)));
+        server.db.execute(&format!("NOTIFY jobs_changes, '{id}'"));
+        locker.join().unwrap();
+        waiter.join().unwrap()
+    });
+    // Answered once the lock was gone, with the job as it is now: not 503.
+    reply.assert_status(200);
+    assert_eq!(reply.body["metadata"], json!({"changed": true}));
+}
