@@ -220,6 +220,12 @@ where
 
 /// Whether `conn` is inside a transaction already.
 pub(crate) fn in_transaction(conn: &mut DbConnection) -> bool {
+    transaction_depth(conn).is_some_and(|depth| depth > 0)
+}
+
+/// How deep in transactions diesel counts `conn` (1: a transaction, more: savepoints in
+/// it); `None` when diesel has marked its transaction state broken.
+pub(crate) fn transaction_depth(conn: &mut DbConnection) -> Option<u32> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let status = match conn {
         DbConnection::Sqlite(inner) => {
@@ -229,7 +235,7 @@ pub(crate) fn in_transaction(conn: &mut DbConnection) -> bool {
             AnsiTransactionManager::transaction_manager_status_mut(inner)
         }
     };
-    matches!(status.transaction_depth(), Ok(Some(_)))
+    status.transaction_depth().ok().map(|depth| depth.map_or(0, std::num::NonZeroU32::get))
 }
 
 /// Starts a write transaction as [`write_transaction`] does; diesel counts it, so that

@@ -204,6 +204,9 @@ fn quotes_backslashes_and_non_ascii_in_an_events_values_are_recorded_exactly() {
     changed.assert_status(200);
     let events = history(&server, &id, &token);
     assert_eq!(types(&events), ["job.created", "job.status_changed"], "{events:#?}");
+    // The create's event went with the group-commit writer's batch, the change's with its
+    // own transaction.
+    assert_eq!(events[0]["actor"], odd);
     let change = &events[1];
     assert_eq!(change["actor"], odd);
     assert_eq!(change["request_id"], request_id);

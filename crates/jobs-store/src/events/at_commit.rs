@@ -21,7 +21,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 
 use super::NewEvent;
-use crate::db::{begin_write, end_write, in_transaction, DbConnection};
+use crate::db::{begin_write, end_write, in_transaction, transaction_depth, DbConnection};
 use crate::StoreResult;
 
 /// Runs `work` in a transaction and writes the events it returns with the transaction.
@@ -53,12 +53,18 @@ pub(crate) fn transaction_with_events<'a, T>(
 /// Writes `events` in the transaction [`begin_write`] started and commits it: on
 /// PostgreSQL in one round trip. On failure the caller rolls back (if the transaction is
 /// still open: a failed COMMIT has ended it).
+///
+/// The combined `COMMIT` is sent only where diesel counts exactly one sound transaction;
+/// anything else (a savepoint, a state diesel marked broken) takes diesel's own commit,
+/// which checks it. After the combined `COMMIT`, diesel's PostgreSQL connection reads
+/// libpq's transaction status (idle) and counts no transaction.
 pub(crate) fn commit_with(
     conn: &mut DbConnection,
     events: &[NewEvent<'_>],
 ) -> diesel::QueryResult<()> {
+    let top_level = transaction_depth(conn) == Some(1);
     match conn {
-        DbConnection::Postgres(_) if !events.is_empty() => {
+        DbConnection::Postgres(_) if top_level && !events.is_empty() => {
             if let Some(append) = append_sql(events) {
                 // The libpq status after this tells diesel the transaction is over.
                 return conn.batch_execute(&(append + "; COMMIT"));
