@@ -18,7 +18,12 @@ pub fn etag_of(job: &Job) -> String {
 /// A response carrying one job, with its ETag.
 pub fn job_response(status: StatusCode, job: Job) -> HttpResponse {
     let etag = etag_of(&job);
-    HttpResponse::build(status).insert_header((header::ETAG, etag)).json(JobView::from(job))
+    let mut body = Vec::with_capacity(768);
+    crate::dto_json::write_job(&mut body, &JobView::from(job));
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, etag))
+        .insert_header(header::ContentType::json())
+        .body(body)
 }
 
 /// 304 Not Modified for a job: no body, its ETag.

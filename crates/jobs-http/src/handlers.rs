@@ -88,7 +88,7 @@ async fn list(
         }
     }
     let body: Vec<JobView> = page.jobs.into_iter().map(JobView::from).collect();
-    Ok(response.json(body))
+    Ok(response.insert_header(header::ContentType::json()).body(crate::dto_json::write_jobs(&body)))
 }
 
 /// Get one job.

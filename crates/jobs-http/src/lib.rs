@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod dto;
+pub mod dto_json;
 pub mod error;
 pub mod etag;
 pub mod events;
