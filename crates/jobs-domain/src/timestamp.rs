@@ -13,6 +13,15 @@ pub fn rfc3339_micros(at: DateTime<Utc>) -> String {
     rfc3339(at, Fraction::Micros)
 }
 
+/// [`rfc3339_micros`], appended to `out` (no allocation on the common path: a page of
+/// jobs writes hundreds of timestamps).
+pub fn push_rfc3339_micros(out: &mut Vec<u8>, at: DateTime<Utc>) {
+    match digits(at, Fraction::Micros) {
+        Some((bytes, len)) => out.extend_from_slice(&bytes[..len]),
+        None => out.extend_from_slice(rfc3339_micros(at).as_bytes()),
+    }
+}
+
 /// `at` as `YYYY-MM-DDTHH:MM:SS.fffZ`, the same as `to_rfc3339_opts(SecondsFormat::Millis,
 /// true)`: the log lines' timestamps.
 pub fn rfc3339_millis(at: DateTime<Utc>) -> String {
@@ -26,18 +35,32 @@ enum Fraction {
 }
 
 fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
-    let (digits, divisor, chrono_format) = match fraction {
-        Fraction::Millis => (3, 1_000_000, chrono::SecondsFormat::Millis),
-        Fraction::Micros => (6, 1_000, chrono::SecondsFormat::Micros),
+    match digits(at, fraction) {
+        Some((bytes, len)) => String::from_utf8_lossy(&bytes[..len]).into_owned(),
+        None => {
+            let format = match fraction {
+                Fraction::Millis => chrono::SecondsFormat::Millis,
+                Fraction::Micros => chrono::SecondsFormat::Micros,
+            };
+            at.to_rfc3339_opts(format, true)
+        }
+    }
+}
+
+/// The ASCII bytes of `at` and how many of them there are; `None` for what chrono writes
+/// itself (years outside 0..=9999, a leap second).
+fn digits(at: DateTime<Utc>, fraction: Fraction) -> Option<([u8; 27], usize)> {
+    let (digits, divisor) = match fraction {
+        Fraction::Millis => (3, 1_000_000),
+        Fraction::Micros => (6, 1_000),
     };
     // The fields of the naive UTC value: on a `DateTime<Utc>` each accessor would first
     // compute the local time again.
     let naive = at.naive_utc();
     let year = naive.year();
-    // A leap second (nanoseconds past 1e9) keeps chrono's own rendering, as do far years.
     let nanos = naive.nanosecond();
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        return at.to_rfc3339_opts(chrono_format, true);
+        return None;
     }
     let mut out = [0u8; 27];
     let mut put = |at: usize, value: u32, width: usize| {
@@ -60,7 +83,7 @@ fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
     {
         out[i] = c;
     }
-    String::from_utf8_lossy(&out[..=end]).into_owned()
+    Some((out, end + 1))
 }
 
 #[cfg(test)]
@@ -82,6 +105,11 @@ mod tests {
         }
         let far = Utc.with_ymd_and_hms(12345, 6, 7, 8, 9, 10).unwrap();
         assert_eq!(rfc3339_micros(far), far.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        for at in [at, far] {
+            let mut pushed = b"x".to_vec();
+            push_rfc3339_micros(&mut pushed, at);
+            assert_eq!(pushed, format!("x{}", rfc3339_micros(at)).into_bytes());
+        }
     }
 
     #[test]

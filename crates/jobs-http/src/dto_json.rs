@@ -81,7 +81,7 @@ fn timestamp(out: &mut Vec<u8>, at: Option<DateTime<Utc>>) {
     match at {
         Some(at) => {
             out.push(b'"');
-            out.extend_from_slice(jobs_domain::timestamp::rfc3339_micros(at).as_bytes());
+            jobs_domain::timestamp::push_rfc3339_micros(out, at);
             out.push(b'"');
         }
         None => out.extend_from_slice(b"null"),
