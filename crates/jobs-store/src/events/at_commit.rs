@@ -24,17 +24,15 @@ use super::NewEvent;
 use crate::db::{begin_write, end_write, in_transaction, transaction_depth, DbConnection};
 use crate::StoreResult;
 
-/// Runs `work` in a transaction and writes the events it returns with the transaction.
-///
-/// On PostgreSQL outside any enclosing transaction, the events go with the COMMIT (see the
-/// module documentation); otherwise (SQLite, or inside the group-commit writer's
-/// transaction) `work` runs in a transaction or savepoint and the events are inserted
-/// after it.
+/// Runs `work` in a write transaction and writes the events it returns with its commit
+/// ([`commit_with`]: on PostgreSQL in the COMMIT's round trip, see the module
+/// documentation). Inside an enclosing transaction (the group-commit writer's), `work` runs
+/// in a savepoint and the events are inserted after it.
 pub(crate) fn transaction_with_events<'a, T>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> StoreResult<(T, Vec<NewEvent<'a>>)>,
 ) -> StoreResult<T> {
-    if !matches!(conn, DbConnection::Postgres(_)) || in_transaction(conn) {
+    if in_transaction(conn) {
         return conn.transaction(|conn| {
             let (value, events) = work(conn)?;
             super::insert(conn, &events)?;
