@@ -16,13 +16,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use jobs_tests::db::TestDatabase;
 use jobs_tests::load::{knob, median, raw_gets};
 use jobs_tests::process::ServerProcess;
 use jobs_tests::user;
-use reqwest::Client;
 use serde_json::Value;
 
 /// GETs per second of one job, from a fresh server at `level`; returns the throughput and
@@ -32,18 +30,12 @@ fn measure(db: &TestDatabase, level: &str, gets: usize, concurrency: usize) -> (
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let server = ServerProcess::start(db.url(), &[("RUST_LOG", level)], Stdio::from(log));
-    let base = server.base.clone();
+    let (base, addr) = (server.base.clone(), server.addr());
     let token = user("bench");
-    let client = Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let local = tokio::task::LocalSet::new();
     let throughput = local.block_on(&runtime, async move {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            assert!(Instant::now() < deadline, "server never became ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let reply = client
+        let reply = reqwest::Client::new()
             .post(format!("{base}/api/jobs"))
             .bearer_auth(&token)
             .json(&serde_json::json!({"metadata": {"n": 1}}))
@@ -52,7 +44,6 @@ fn measure(db: &TestDatabase, level: &str, gets: usize, concurrency: usize) -> (
             .unwrap();
         let job: Value = reply.json().await.unwrap();
         let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
-        let addr = base.trim_start_matches("http://").parse().unwrap();
         let p = path.clone();
         raw_gets(addr, &token, concurrency * 20, concurrency, move |_| p.clone()).await; // warm-up
         raw_gets(addr, &token, gets, concurrency, move |_| path.clone()).await.throughput()

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use jobs_tests::load::{knob, phase, raw_gets, Stats};
+use jobs_tests::load::{knob, median, phase, raw_gets, Stats};
 use jobs_tests::reference::Reference;
 use jobs_tests::{user, TestServer, SECRET};
 use reqwest::Client;
@@ -50,11 +50,6 @@ fn start_bare(body: String) -> (u16, actix_web::dev::ServerHandle) {
         })
     });
     (port, rx.recv().unwrap())
-}
-
-/// The socket address of `http://127.0.0.1:PORT`.
-fn addr(base: &str) -> std::net::SocketAddr {
-    base.trim_start_matches("http://").parse().unwrap()
 }
 
 fn ratio(name: &str, ours: &Stats, reference: &Stats, goal: &str) {
@@ -199,7 +194,7 @@ fn main() {
         // GETs in the rounds come from the bare-socket client (`load::raw_gets`): reqwest
         // costs the shared cores about as much per request as the server does, which
         // squeezes every ratio towards 1.
-        let (ours_at, theirs_at) = (addr(&base), addr(&reference.base));
+        let (ours_at, theirs_at) = (jobs_tests::socket_addr(&base), reference.addr());
         for round in 0..rounds {
             let get = |at, path: &'static str, ids: Arc<Vec<String>>, n: usize| {
                 raw_gets(at, &token, n, concurrency, move |i| {
@@ -235,8 +230,8 @@ fn main() {
         for (name, goal, mut values) in medians {
             values.sort_by(f64::total_cmp);
             let all: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
-            let median = values[values.len() / 2];
-            println!("{name:<44} {median:>5.2}   (goal {goal}; rounds {})", all.join(" "));
+            let middle = median(values);
+            println!("{name:<44} {middle:>5.2}   (goal {goal}; rounds {})", all.join(" "));
         }
     });
 }

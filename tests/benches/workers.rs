@@ -68,11 +68,6 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            assert!(Instant::now() < deadline, "server never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let (idle_rss, _, _) = memory_mib(pid);
 
         // The waited-on jobs and their ETags.

@@ -151,7 +151,7 @@ impl TestServer {
 
     /// The address the server listens on.
     pub fn addr(&self) -> std::net::SocketAddr {
-        self.base.trim_start_matches("http://").parse().unwrap()
+        socket_addr(&self.base)
     }
 
     /// A request to `path` (a path starting with `/`).
@@ -248,6 +248,11 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// Seconds since the epoch.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// The socket address of a base URL `http://127.0.0.1:PORT`.
+pub fn socket_addr(base: &str) -> std::net::SocketAddr {
+    base.trim_start_matches("http://").parse().unwrap()
 }
 
 /// An HS256 token signed with the test secret.

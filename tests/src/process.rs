@@ -2,6 +2,7 @@
 //! process shows: its resident memory, or its log lines written to a real file.
 
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A `jobs-server` process, killed when dropped.
 pub struct ServerProcess {
@@ -12,8 +13,8 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts [`server_bin`] on `database_url`, on a free loopback port, with two workers,
-    /// the test secret and `env`; its stderr (the log) goes to `log`. Does not wait for it
-    /// to be ready.
+    /// the test secret and `env`; its stderr (the log) goes to `log`. Returns once `/readyz`
+    /// answers 200 (panics after 30 s).
     pub fn start(database_url: &str, env: &[(&str, &str)], log: Stdio) -> ServerProcess {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -30,7 +31,20 @@ impl ServerProcess {
         let child = command
             .spawn()
             .expect("start jobs-server: build it with cargo build --release -p jobs-server");
-        ServerProcess { base: format!("http://127.0.0.1:{port}"), child }
+        let server = ServerProcess { base: format!("http://127.0.0.1:{port}"), child };
+        let client = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = || client.get(format!("{}/readyz", server.base)).send();
+        while !ready().is_ok_and(|r| r.status() == 200) {
+            assert!(Instant::now() < deadline, "server never became ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        crate::socket_addr(&self.base)
     }
 
     /// The process id.

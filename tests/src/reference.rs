@@ -96,6 +96,11 @@ pub struct Reference {
 impl Reference {
     /// Starts the reference on port 0 with 2 workers, seeded with `seed` jobs of user
     /// `bench`; tokens are checked against `secret` (HS256).
+    /// The address the reference listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        crate::socket_addr(&self.base)
+    }
+
     pub fn start(seed: usize, secret: &str) -> Reference {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("reference.db").display().to_string();
