@@ -277,15 +277,15 @@ fn held_requests(server: &TestServer) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-#[test]
-fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
-    let Some((server, mut proxy, upstream)) = proxied_server() else { return };
+/// Creates a job, holds a `GET` of it (`If-None-Match` its ETag, `Prefer: wait=25`) and,
+/// once the server counts it held, runs `meanwhile` with the job's id; returns the answer.
+/// What `meanwhile` returns is kept until the answer has come.
+fn while_held<T>(server: &TestServer, meanwhile: impl FnOnce(&str) -> T) -> Reply {
     let token = user("ann");
     let job = server.json(Method::POST, "/api/jobs", &token, json!({}));
     let (id, etag) = (job.id(), job.header("etag").unwrap());
     let path = format!("/api/jobs/{id}");
-    let started = Instant::now();
-    let reply = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let waiter = s.spawn(|| {
             let request = server
                 .request(Method::GET, &path)
@@ -294,7 +294,17 @@ fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
                 .header("Prefer", "wait=25");
             server.send(request)
         });
-        assert!(wait_until(Duration::from_secs(10), || held_requests(&server) == Some(1)));
+        assert!(wait_until(Duration::from_secs(10), || held_requests(server) == Some(1)));
+        let _kept = meanwhile(&id);
+        waiter.join().unwrap()
+    })
+}
+
+#[test]
+fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
+    let Some((server, mut proxy, upstream)) = proxied_server() else { return };
+    let started = Instant::now();
+    let reply = while_held(&server, |id| {
         // Every connection is cut, the listener's too; while nobody listens, the job changes
         // behind the server (as another replica would change it): no notice reaches it.
         proxy.stop();
@@ -302,8 +312,8 @@ fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
             "UPDATE jobs SET metadata = '{{\"changed\":true}}', version = version + 1 \
              WHERE id = '{id}'"
         ));
-        let _back = Proxy::start(proxy.port, upstream);
-        waiter.join().unwrap()
+        // Back up until the answer has come.
+        Proxy::start(proxy.port, upstream)
     });
     // The reconnected listener wakes every held request, which reads its job again.
     reply.assert_status(200);
@@ -336,35 +346,23 @@ fn a_held_request_woken_while_the_database_times_out_reads_again_until_it_can_an
          current_database()); END $$;",
     );
     let server = TestServer::start_on(db, |_| {});
-    let token = user("ann");
-    let job = server.json(Method::POST, "/api/jobs", &token, json!({}));
-    let (id, etag) = (job.id(), job.header("etag").unwrap());
-    let path = format!("/api/jobs/{id}");
-    let reply = std::thread::scope(|s| {
-        let waiter = s.spawn(|| {
-            let request = server
-                .request(Method::GET, &path)
-                .bearer_auth(&token)
-                .header("If-None-Match", etag.as_str())
-                .header("Prefer", "wait=25");
-            server.send(request)
-        });
-        assert!(wait_until(Duration::from_secs(10), || held_requests(&server) == Some(1)));
+    let reply = while_held(&server, |id| {
         // A transaction locks the jobs table for a second and a half and changes the job
         // behind the server; while it holds the lock, a notice wakes the held request,
         // whose read waits for the lock and times out.
-        let locker = s.spawn(|| {
-            server.db.execute(&format!(
-                "BEGIN; SET LOCAL statement_timeout = 0; \
-                 LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; \
-                 UPDATE jobs SET metadata = '{{\"changed\":true}}', version = version + 1 \
-                 WHERE id = '{id}'; SELECT pg_sleep(1.5); COMMIT;"
-            ))
+        std::thread::scope(|s| {
+            let locker = s.spawn(|| {
+                server.db.execute(&format!(
+                    "BEGIN; SET LOCAL statement_timeout = 0; \
+                     LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; \
+                     UPDATE jobs SET metadata = '{{\"changed\":true}}', version = version + 1 \
+                     WHERE id = '{id}'; SELECT pg_sleep(1.5); COMMIT;"
+                ))
+            });
+            assert!(wait_until(Duration::from_secs(10), || jobs_table_locked(&server.db)));
+            server.db.execute(&format!("NOTIFY jobs_changes, '{id}'"));
+            locker.join().unwrap();
         });
-        assert!(wait_until(Duration::from_secs(10), || jobs_table_locked(&server.db)));
-        server.db.execute(&format!("NOTIFY jobs_changes, '{id}'"));
-        locker.join().unwrap();
-        waiter.join().unwrap()
     });
     // Answered once the lock was gone, with the job as it is now: not 503.
     reply.assert_status(200);
