@@ -58,6 +58,7 @@ pub struct Claims {
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
+    verified: std::sync::Arc<crate::token_cache::TokenCache>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -115,11 +116,15 @@ impl Authenticator {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        Ok(Authenticator { key, validation })
+        Ok(Authenticator { key, validation, verified: Default::default() })
     }
 
-    /// Verifies a token and returns its claims.
+    /// Verifies a token and returns its claims. A token that verified lately is taken from
+    /// a cache while it has not expired (see [`crate::token_cache`]).
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        if let Some(claims) = self.verified.get(token, jsonwebtoken::get_current_timestamp()) {
+            return Ok(claims);
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| ApiError::unauthorized(format!("Invalid token: {}", describe(&e))))?;
         let claims = data.claims;
@@ -132,6 +137,7 @@ impl Authenticator {
                 return Err(ApiError::unauthorized("Invalid token: issued in the future"));
             }
         }
+        self.verified.insert(token, &claims);
         Ok(claims)
     }
 }

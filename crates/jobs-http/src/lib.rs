@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod resolve;
 mod routes;
 pub mod stream;
+mod token_cache;
 pub mod wait;
 pub mod workers;
 

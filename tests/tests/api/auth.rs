@@ -16,6 +16,26 @@ fn b64(value: &serde_json::Value) -> String {
 }
 
 #[test]
+fn a_token_that_was_accepted_is_refused_once_it_has_expired() {
+    // Verified tokens are kept for a while: a kept one must still expire on time.
+    let server = TestServer::start();
+    let job = server.create(&user("ann"), json!({}));
+    let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
+    let exp = now() + 1;
+    let short = sign(&json!({"sub": "ann", "exp": exp, "scope": "jobs:read"}));
+    assert_eq!(server.get(&path, &short).status, 200);
+    assert_eq!(server.get(&path, &short).status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while now() <= exp {
+        assert!(std::time::Instant::now() < deadline, "the clock did not pass {exp}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let reply = server.get(&path, &short);
+    assert_unauthorized(&reply);
+    assert!(reply.text.contains("expired"), "{}", reply.text);
+}
+
+#[test]
 fn missing_malformed_expired_and_forged_tokens_are_401() {
     let server = TestServer::start();
     let job = server.create(&user("ann"), json!({}));
