@@ -238,6 +238,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(jobs_http::DirectJobRoute)
                 .wrap(jobs_http::error_fallback())
                 .wrap(Compress::default())
                 .wrap(from_fn(jobs_http::metrics::observe))

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+mod direct_route;
 pub mod dto;
 pub mod dto_json;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod wait;
 pub mod workers;
 
 pub use auth::{Authenticator, Caller, Claims, KeySource};
+pub use direct_route::{DirectJobRoute, DirectJobRouteService};
 pub use error::{ApiError, ErrorBody};
 pub use events::event_routes;
 pub use metrics::Metrics;

@@ -87,22 +87,32 @@ pub async fn not_found() -> HttpResponse {
     ApiError::route_not_found().error_response()
 }
 
-/// Registers the job routes under `/api` and `/v1`.
+/// Where the job routes live.
+pub(crate) const PREFIXES: [&str; 2] = ["/api", "/v1"];
+/// The path of the active jobs, under `{prefix}/jobs/`.
+const ACTIVE: &str = "active";
+/// The path of claims, under `{prefix}/jobs/`.
+const CLAIM: &str = "claim";
+/// The fixed paths under `{prefix}/jobs/`: never job ids.
+pub(crate) const NOT_JOB_IDS: [&str; 2] = [ACTIVE, CLAIM];
+
+/// Registers the job routes under `/api` and `/v1`. (GET, PATCH and DELETE of
+/// `{prefix}/jobs/{job_id}` are served by [`crate::DirectJobRoute`] before the router.)
 #[allow(deprecated)] // `/active` is deprecated for clients, not for us.
 pub fn job_routes(cfg: &mut web::ServiceConfig) {
-    for prefix in ["/api", "/v1"] {
+    for prefix in PREFIXES {
         cfg.service(
             crate::metrics::resource(&format!("{prefix}/jobs"))
                 .route(web::get().to(handlers::list_jobs))
                 .route(web::post().to(handlers::create_job)),
         )
         .service(
-            crate::metrics::resource(&format!("{prefix}/jobs/active"))
+            crate::metrics::resource(&format!("{prefix}/jobs/{ACTIVE}"))
                 .route(web::get().to(handlers::list_active_jobs)),
         )
         // Before `{job_id}`, so that `claim` is never read as a job id.
         .service(
-            crate::metrics::resource(&format!("{prefix}/jobs/claim"))
+            crate::metrics::resource(&format!("{prefix}/jobs/{CLAIM}"))
                 .route(web::post().to(crate::workers::claim_job)),
         )
         // The hottest route (a GET of one job) is tried first among those with an id.

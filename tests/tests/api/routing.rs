@@ -7,7 +7,9 @@ use serde_json::json;
 #[test]
 fn an_unknown_route_is_404_not_found_in_the_error_body() {
     let server = TestServer::start();
-    for path in ["/", "/api", "/api/job", "/api/jobs/x/y/z", "/v2/jobs"] {
+    let paths =
+        ["/", "/api", "/api/job", "/api/jobs/x/y/z", "/v2/jobs", "/api/jobs/x/", "/api/jobsx"];
+    for path in paths {
         server.send(server.request(Method::GET, path)).assert_error(404, "not_found");
     }
     server
@@ -26,6 +28,13 @@ fn a_known_path_with_a_wrong_method_is_405_before_authentication() {
         (Method::PUT, format!("/api/jobs/{id}")),
         (Method::GET, format!("/api/jobs/{id}/cancel")),
         (Method::POST, "/api/jobs/active".to_owned()),
+        // The fixed paths beside the ids are never read as ids, whatever the method.
+        (Method::PATCH, "/api/jobs/active".to_owned()),
+        (Method::DELETE, "/v1/jobs/active".to_owned()),
+        (Method::GET, "/api/jobs/claim".to_owned()),
+        (Method::PATCH, "/v1/jobs/claim".to_owned()),
+        (Method::DELETE, "/api/jobs/claim".to_owned()),
+        (Method::OPTIONS, format!("/v1/jobs/{id}")),
         (Method::TRACE, "/api/jobs".to_owned()),
         (Method::PUT, "/v1/jobs/".to_owned()),
         (Method::POST, "/healthz".to_owned()),
@@ -41,6 +50,9 @@ fn a_known_path_with_a_wrong_method_is_405_before_authentication() {
         let authed = server.send(server.request(method, &path).bearer_auth(user("ann")));
         authed.assert_error(405, "method_not_allowed");
     }
+    // A HEAD answer has no body: only its status.
+    let head = server.send(server.request(Method::HEAD, &format!("/api/jobs/{id}")));
+    assert_eq!(head.status, 405);
 }
 
 #[test]
