@@ -137,7 +137,8 @@ impl Authenticator {
                 return Err(ApiError::unauthorized("Invalid token: issued in the future"));
             }
         }
-        self.verified.insert(token, &claims);
+        // Read again: at or after the moment the checks above were made.
+        self.verified.insert(token, &claims, jsonwebtoken::get_current_timestamp());
         Ok(claims)
     }
 }

@@ -16,12 +16,11 @@ use std::rc::Rc;
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::Method;
-use actix_web::{web, Error, Route};
+use actix_web::{Error, Route};
 use futures_util::future::{Either, LocalBoxFuture};
 
-use crate::handlers;
 use crate::metrics::RoutePattern;
-use crate::routes::{NOT_JOB_IDS, PREFIXES};
+use crate::routes::{job_id_routes, NOT_JOB_IDS, PREFIXES};
 
 type RouteService = <Route as ServiceFactory<ServiceRequest>>::Service;
 
@@ -40,9 +39,7 @@ struct Prefix {
 pub struct DirectJobRouteService<S> {
     next: S,
     prefixes: Vec<Prefix>,
-    get: RouteService,
-    patch: RouteService,
-    delete: RouteService,
+    routes: Vec<(Method, RouteService)>,
 }
 
 impl<S> Transform<S, ServiceRequest> for DirectJobRoute
@@ -56,10 +53,15 @@ where
     type Future = LocalBoxFuture<'static, Result<Self::Transform, ()>>;
 
     fn new_transform(&self, next: S) -> Self::Future {
-        let get = web::to(handlers::get_job).new_service(());
-        let patch = web::to(handlers::update_job).new_service(());
-        let delete = web::to(handlers::delete_job).new_service(());
+        let routes: Vec<_> = job_id_routes()
+            .into_iter()
+            .map(|(method, route)| (method, route.new_service(())))
+            .collect();
         Box::pin(async move {
+            let mut services = Vec::with_capacity(routes.len());
+            for (method, service) in routes {
+                services.push((method, service.await?));
+            }
             let prefixes = PREFIXES
                 .iter()
                 .map(|prefix| {
@@ -69,13 +71,7 @@ where
                     Prefix { path, data: Rc::new(data) }
                 })
                 .collect();
-            Ok(DirectJobRouteService {
-                next,
-                prefixes,
-                get: get.await?,
-                patch: patch.await?,
-                delete: delete.await?,
-            })
+            Ok(DirectJobRouteService { next, prefixes, routes: services })
         })
     }
 }
@@ -99,11 +95,8 @@ where
     actix_web::dev::forward_ready!(next);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let route = match *req.method() {
-            Method::GET => &self.get,
-            Method::PATCH => &self.patch,
-            Method::DELETE => &self.delete,
-            _ => return Either::Left(self.next.call(req)),
+        let Some((_, route)) = self.routes.iter().find(|(method, _)| method == req.method()) else {
+            return Either::Left(self.next.call(req));
         };
         // The path as the router sees it (percent-encoding already normalized).
         let found = self.prefixes.iter().find_map(|prefix| {
@@ -111,6 +104,8 @@ where
             Some((id.to_owned(), prefix))
         });
         let Some((id, prefix)) = found else { return Either::Left(self.next.call(req)) };
+        // As the router would, but without marking the matched resource: `match_pattern()`
+        // is `None` here, and the metrics take the route label from `RoutePattern`.
         req.match_info_mut().add_static("job_id", id);
         req.add_data_container(Rc::clone(&prefix.data));
         Either::Right(route.call(req))

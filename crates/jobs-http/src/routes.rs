@@ -3,9 +3,9 @@
 
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::ServiceResponse;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse, ResponseError, Route};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
@@ -96,6 +96,18 @@ const CLAIM: &str = "claim";
 /// The fixed paths under `{prefix}/jobs/`: never job ids.
 pub(crate) const NOT_JOB_IDS: [&str; 2] = [ACTIVE, CLAIM];
 
+/// What `{prefix}/jobs/{job_id}` serves, by method: registered on its resource (which
+/// answers any other method with 405 and `Allow`), and served before the router by
+/// [`crate::DirectJobRoute`]. The resource has nothing else (no guard, middleware or app
+/// data but its route label), so that both ways of reaching a handler stay the same.
+pub(crate) fn job_id_routes() -> [(Method, Route); 3] {
+    [
+        (Method::GET, web::get().to(handlers::get_job)),
+        (Method::PATCH, web::patch().to(handlers::update_job)),
+        (Method::DELETE, web::delete().to(handlers::delete_job)),
+    ]
+}
+
 /// Registers the job routes under `/api` and `/v1`. (GET, PATCH and DELETE of
 /// `{prefix}/jobs/{job_id}` are served by [`crate::DirectJobRoute`] before the router.)
 #[allow(deprecated)] // `/active` is deprecated for clients, not for us.
@@ -116,12 +128,10 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(crate::workers::claim_job)),
         )
         // The hottest route (a GET of one job) is tried first among those with an id.
-        .service(
-            crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}"))
-                .route(web::get().to(handlers::get_job))
-                .route(web::patch().to(handlers::update_job))
-                .route(web::delete().to(handlers::delete_job)),
-        )
+        .service(job_id_routes().into_iter().fold(
+            crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}")),
+            |r, (_, route)| r.route(route),
+        ))
         .service(
             crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}/heartbeat"))
                 .route(web::post().to(crate::workers::heartbeat)),
