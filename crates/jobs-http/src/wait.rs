@@ -293,8 +293,7 @@ pub(crate) async fn read_job(
     let mut watch = wait.map(|_| state.notifier.watch_job(id));
     let mut woken = false;
     loop {
-        let v = vis.clone();
-        let job = match state.read(move |store| store.get(&v, id)).await {
+        let job = match state.get_job(&vis, id).await {
             Ok(job) => job,
             // A held request that was woken and finds the database unavailable (its pool
             // replacing connections after a reconnect, a statement timeout under a lock)

@@ -143,11 +143,14 @@ fn connect_sqlite(path: &std::path::Path) -> Result<SqliteConnection, ConnectErr
     }
 }
 
+/// Per-session PostgreSQL settings: timestamps are written and read as UTC by the server,
+/// so the session is kept in UTC too.
+pub(crate) const POSTGRES_SETUP: &str = "SET TIME ZONE 'UTC'";
+
 fn connect_postgres(url: &str) -> Result<PgConnection, ConnectError> {
     let mut conn = PgConnection::establish(url)
         .map_err(|e| ConnectError(format!("cannot connect to PostgreSQL: {e}")))?;
-    // Timestamps are written and read as UTC by the server; keep the session in UTC too.
-    conn.batch_execute("SET TIME ZONE 'UTC'")
+    conn.batch_execute(POSTGRES_SETUP)
         .map_err(|e| ConnectError(format!("cannot configure PostgreSQL session: {e}")))?;
     Ok(conn)
 }

@@ -5,6 +5,7 @@
 //! never both win; lists are keyset-paginated on (`created_at`, `id`) with matching indexes.
 //! Every method blocks: call them from a blocking thread (`spawn_blocking`, `web::block`).
 
+mod async_reader;
 pub mod changes;
 mod claims;
 mod db;

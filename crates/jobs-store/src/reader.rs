@@ -15,6 +15,8 @@ use diesel::connection::SimpleConnection;
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
+use jobs_domain::{Job, JobId, Visibility};
+
 use crate::db::DbConnection;
 use crate::store::JobStore;
 use crate::{StoreError, StoreResult};
@@ -80,5 +82,22 @@ impl JobStore {
     /// true on SQLite.
     pub fn reads_inline(&self) -> bool {
         self.readers.is_some()
+    }
+
+    /// Whether [`JobStore::get_async`] reads without a blocking thread: on PostgreSQL, when
+    /// its URL allows (see `async_reader`).
+    pub fn reads_async(&self) -> bool {
+        self.async_readers.is_some()
+    }
+
+    /// One visible job, read from this async task on this thread's own PostgreSQL
+    /// connection (pipelined with the thread's other reads); on a store that does not read
+    /// this way ([`JobStore::reads_async`] is false), the same read as [`JobStore::get`],
+    /// on this thread.
+    pub async fn get_async(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
+        match &self.async_readers {
+            Some(readers) => readers.get(vis, id).await,
+            None => self.get(vis, id),
+        }
     }
 }

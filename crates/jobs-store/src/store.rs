@@ -85,6 +85,8 @@ pub struct JobStore {
     pub(crate) writer: Arc<crate::writer::Writer>,
     /// Per-thread read connections, on SQLite.
     pub(crate) readers: Option<crate::reader::Readers>,
+    /// Per-thread async read connections, on PostgreSQL.
+    pub(crate) async_readers: Option<crate::async_reader::AsyncReaders>,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -93,38 +95,47 @@ impl std::fmt::Debug for JobStore {
     }
 }
 
-/// One job by primary key, whoever owns it: the hottest query of the API.
+/// The query of one job by primary key, whoever owns it: the hottest query of the API.
 ///
 /// It runs on the concrete connection with SQL fixed at compile time, so each backend's
 /// statement cache keeps it prepared (through the multi-backend wrapper, diesel prepares it
-/// every time).
+/// every time). `as_select` is typed by backend, hence a macro. No `LIMIT ?` (`first()`
+/// would add one): SQLite plans with a bound LIMIT's value, so rebinding it expires the
+/// prepared statement and every read would parse and plan the query again (seen in perf as
+/// `sqlite3Reprepare`). A primary key finds one row anyway.
+macro_rules! by_id_query {
+    ($id:expr) => {
+        diesel::QueryDsl::select(
+            diesel::QueryDsl::find($crate::schema::jobs::table, $id),
+            <$crate::rows::JobRow as diesel::SelectableHelper<_>>::as_select(),
+        )
+    };
+}
+pub(crate) use by_id_query;
+
 fn by_id(conn: &mut DbConnection, id: JobId) -> StoreResult<Option<JobRow>> {
     let id = id.to_string();
-    // The same query for each backend (`as_select` is typed by backend, hence the macro).
-    // No `LIMIT ?` (`first()` would add one): SQLite plans with a bound LIMIT's value, so
-    // rebinding it expires the prepared statement and every read would parse and plan the
-    // query again (seen in perf as `sqlite3Reprepare`). A primary key finds one row anyway.
-    macro_rules! by_id {
-        ($conn:expr) => {
-            jobs::table.find(&id).select(JobRow::as_select()).load($conn)?.into_iter().next()
-        };
-    }
     Ok(match conn {
-        DbConnection::Sqlite(c) => by_id!(c),
-        DbConnection::Postgres(c) => by_id!(c),
+        DbConnection::Sqlite(c) => by_id_query!(&id).load(c)?.into_iter().next(),
+        DbConnection::Postgres(c) => by_id_query!(&id).load(c)?.into_iter().next(),
     })
 }
 
-/// One visible job by id. The lookup is by primary key alone, with visibility checked on
-/// the row: a query that also named `org_id` and `user_id` let PostgreSQL's generic plan
-/// pick an (org_id, user_id, …) index before the table had statistics, and walk all of a
-/// user's jobs.
+/// The row a read by primary key found, if `vis` can see it. The lookup is by primary key
+/// alone, with visibility checked on the row: a query that also named `org_id` and
+/// `user_id` let PostgreSQL's generic plan pick an (org_id, user_id, …) index before the
+/// table had statistics, and walk all of a user's jobs.
+pub(crate) fn visible(vis: &Visibility, row: Option<JobRow>) -> Option<JobRow> {
+    row.filter(|row| vis.can_see_user(&row.org_id, &row.user_id))
+}
+
+/// One visible job by id.
 pub(crate) fn find(
     conn: &mut DbConnection,
     vis: &Visibility,
     id: JobId,
 ) -> StoreResult<Option<JobRow>> {
-    Ok(by_id(conn, id)?.filter(|row| vis.can_see_user(&row.org_id, &row.user_id)))
+    Ok(visible(vis, by_id(conn, id)?))
 }
 
 fn find_in(conn: &mut DbConnection, reach: Reach<'_>, id: JobId) -> StoreResult<Option<JobRow>> {
@@ -202,6 +213,12 @@ impl JobStore {
             readers: match url {
                 DatabaseUrl::Sqlite(path) => Some(crate::reader::Readers::new(path)),
                 DatabaseUrl::Postgres(_) => None,
+            },
+            async_readers: match url {
+                DatabaseUrl::Sqlite(_) => None,
+                DatabaseUrl::Postgres(url) => {
+                    crate::async_reader::AsyncReaders::new(url, options.connection_timeout)
+                }
             },
         })
     }

@@ -20,6 +20,7 @@ mod listing;
 mod observability;
 mod openapi;
 mod openapi_clients;
+mod pg_reads;
 mod ratelimit;
 mod routing;
 mod stream;
