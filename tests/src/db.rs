@@ -88,6 +88,25 @@ impl TestDatabase {
         }
     }
 
+    /// How many rows `query` returns (to inspect the database behind the server).
+    pub fn count(&self, query: &str) -> i64 {
+        use diesel::RunQueryDsl;
+        let count = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(*) FROM ({query}) AS counted)"
+        )));
+        match self {
+            TestDatabase::Sqlite { url, .. } => {
+                let path = url.trim_start_matches("sqlite://");
+                let mut conn = diesel::SqliteConnection::establish(path).expect("open SQLite");
+                count.get_result(&mut conn).expect("the count runs")
+            }
+            TestDatabase::Postgres { url, .. } => {
+                let mut conn = PgConnection::establish(url).expect("connect to PostgreSQL");
+                count.get_result(&mut conn).expect("the count runs")
+            }
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -323,14 +323,10 @@ fn a_held_request_reads_its_job_again_when_the_change_listener_reconnects() {
 
 /// Whether some session holds an exclusive lock on the jobs table.
 fn jobs_table_locked(db: &TestDatabase) -> bool {
-    use diesel::{Connection, RunQueryDsl};
-    let mut conn = diesel::PgConnection::establish(db.url()).expect("connect to PostgreSQL");
-    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'jobs'::regclass \
-         AND mode = 'AccessExclusiveLock' AND granted)",
-    ))
-    .get_result(&mut conn)
-    .expect("pg_locks")
+    db.count(
+        "SELECT 1 FROM pg_locks WHERE relation = 'jobs'::regclass \
+         AND mode = 'AccessExclusiveLock' AND granted",
+    ) > 0
 }
 
 #[test]

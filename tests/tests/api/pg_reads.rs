@@ -9,14 +9,10 @@ use serde_json::json;
 
 /// The server's reader connections (named `jobs-reader`) open on the test database.
 fn readers(db: &TestDatabase) -> i64 {
-    use diesel::{Connection, RunQueryDsl};
-    let mut conn = diesel::PgConnection::establish(db.url()).expect("connect to PostgreSQL");
-    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-        "(SELECT count(*) FROM pg_stat_activity \
-          WHERE datname = current_database() AND application_name = 'jobs-reader')",
-    ))
-    .get_result(&mut conn)
-    .expect("pg_stat_activity")
+    db.count(
+        "SELECT 1 FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'jobs-reader'",
+    )
 }
 
 #[test]
