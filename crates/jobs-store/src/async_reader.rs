@@ -26,6 +26,7 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use jobs_domain::{Job, JobId, Visibility};
 
+use crate::health::{Health, DOWN_CHECKOUT};
 use crate::{StoreError, StoreResult};
 
 /// Where a store's per-thread async connections connect, and the key they are kept under.
@@ -34,6 +35,9 @@ pub(crate) struct AsyncReaders {
     key: u64,
     url: Arc<str>,
     connect_timeout: Duration,
+    /// The database's health, shared with the pool: a failed connection marks it down, a
+    /// new one up, and while it is down a connection is waited for briefly.
+    health: Arc<Health>,
     /// The session settings of a new connection.
     setup: Arc<str>,
 }
@@ -44,7 +48,11 @@ pub(crate) const APPLICATION_NAME: &str = "jobs-reader";
 impl AsyncReaders {
     /// Async readers for the PostgreSQL database at `url`, or `None` when `tokio-postgres`
     /// cannot reach it as configured (a URL it does not parse, or one that requires TLS).
-    pub(crate) fn new(url: &str, connect_timeout: Duration) -> Option<AsyncReaders> {
+    pub(crate) fn new(
+        url: &str,
+        connect_timeout: Duration,
+        health: Arc<Health>,
+    ) -> Option<AsyncReaders> {
         use tokio_postgres::config::SslMode;
         let config = match tokio_postgres::Config::from_str(url) {
             Ok(config) => config,
@@ -66,6 +74,7 @@ impl AsyncReaders {
             key: NEXT.fetch_add(1, Ordering::Relaxed),
             url: url.into(),
             connect_timeout,
+            health,
             setup: setup.into(),
         })
     }
@@ -76,13 +85,23 @@ impl AsyncReaders {
         if let Some(conn) = self.held() {
             return Ok((conn, true));
         }
-        let unavailable =
-            |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("{e}").into());
-        let mut conn =
-            tokio::time::timeout(self.connect_timeout, AsyncPgConnection::establish(&self.url))
-                .await
-                .map_err(|_| unavailable(&"cannot connect to PostgreSQL: timed out"))?
-                .map_err(|e| unavailable(&format!("cannot connect to PostgreSQL: {e}")))?;
+        let budget = match self.health.down_since() {
+            Some(_) => self.connect_timeout.min(DOWN_CHECKOUT),
+            None => self.connect_timeout,
+        };
+        let opened = tokio::time::timeout(budget, AsyncPgConnection::establish(&self.url)).await;
+        let mut conn = match opened {
+            Ok(Ok(conn)) => conn,
+            failed => {
+                let cause = match failed {
+                    Ok(Err(e)) => format!("cannot connect to PostgreSQL: {e}"),
+                    _ => format!("cannot connect to PostgreSQL within {budget:?}"),
+                };
+                self.health.mark_down(&cause);
+                return Err(StoreError::Unavailable(cause.into()));
+            }
+        };
+        self.health.mark_up();
         // The same session settings as the pool's connections, and a name.
         conn.batch_execute(&self.setup).await.map_err(StoreError::from)?;
         // Two reads may have opened one each meanwhile: the first one kept is used.

@@ -205,7 +205,7 @@ impl JobStore {
         Ok(JobStore {
             pool: db::open(url, options, Watch(health.clone()))?,
             writer: Arc::new(writer),
-            health,
+            health: health.clone(),
             backend: url.backend(),
             observer: Arc::new(NoObserver),
             context: EventContext::system(),
@@ -217,7 +217,7 @@ impl JobStore {
             async_readers: match url {
                 DatabaseUrl::Sqlite(_) => None,
                 DatabaseUrl::Postgres(url) => {
-                    crate::async_reader::AsyncReaders::new(url, options.connection_timeout)
+                    crate::async_reader::AsyncReaders::new(url, options.connection_timeout, health)
                 }
             },
         })
