@@ -95,14 +95,16 @@ impl AppState {
 
     /// Reads one visible job: on this thread on SQLite, from this task on PostgreSQL when
     /// the store can (its own pipelined connection per thread, no blocking thread), on the
-    /// blocking pool otherwise.
+    /// blocking pool otherwise (see `JobStore::get_async`).
     pub async fn get_job(
         &self,
         vis: &jobs_domain::Visibility,
         id: jobs_domain::JobId,
     ) -> Result<jobs_domain::Job, ApiError> {
-        if self.store.reads_async() {
-            return self.store.get_async(vis, id).await.map_err(ApiError::from);
+        if !self.store.reads_inline() {
+            if let Some(read) = self.store.get_async(vis, id).await {
+                return read.map_err(ApiError::from);
+            }
         }
         let vis = vis.clone();
         self.read(move |store| store.get(&vis, id)).await

@@ -84,20 +84,10 @@ impl JobStore {
         self.readers.is_some()
     }
 
-    /// Whether [`JobStore::get_async`] reads without a blocking thread: on PostgreSQL, when
-    /// its URL allows (see `async_reader`).
-    pub fn reads_async(&self) -> bool {
-        self.async_readers.is_some()
-    }
-
     /// One visible job, read from this async task on this thread's own PostgreSQL
-    /// connection (pipelined with the thread's other reads); on a store that does not read
-    /// this way ([`JobStore::reads_async`] is false), the same read as [`JobStore::get`],
-    /// on this thread.
-    pub async fn get_async(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
-        match &self.async_readers {
-            Some(readers) => readers.get(vis, id).await,
-            None => self.get(vis, id),
-        }
+    /// connection, pipelined with the thread's other reads; `None` when the store cannot
+    /// read this way now (on SQLite, or see `async_reader`): read with [`JobStore::get`].
+    pub async fn get_async(&self, vis: &Visibility, id: JobId) -> Option<StoreResult<Job>> {
+        self.async_readers.as_ref()?.get(vis, id).await
     }
 }
