@@ -10,10 +10,16 @@
 //! depends on nothing but diesel, tempfile, url and uuid.
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::{Connection as _, PgConnection};
 
 /// The environment variable that switches the suite to PostgreSQL.
 pub const DATABASE_ENV: &str = "JOBS_TEST_DATABASE_URL";
+
+/// A connection to a test database, on its backend.
+enum Connection {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(PgConnection),
+}
 
 /// A database that lives as long as the value.
 pub enum TestDatabase {
@@ -72,19 +78,27 @@ impl TestDatabase {
         }
     }
 
-    /// Runs SQL statements on the database (to prepare or inspect it behind the server).
-    pub fn execute(&self, sql: &str) {
+    /// A connection of the test's own, behind the server's back (SQLite with a busy
+    /// timeout, so that it waits for the server's writer).
+    fn connect(&self) -> Connection {
         match self {
             TestDatabase::Sqlite { url, .. } => {
                 let path = url.trim_start_matches("sqlite://");
                 let mut conn = diesel::SqliteConnection::establish(path).expect("open SQLite");
-                conn.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
-                    .expect("SQL runs");
+                conn.batch_execute("PRAGMA busy_timeout = 5000").expect("SQLite busy timeout");
+                Connection::Sqlite(conn)
             }
             TestDatabase::Postgres { url, .. } => {
-                let mut conn = PgConnection::establish(url).expect("connect to PostgreSQL");
-                conn.batch_execute(sql).expect("SQL runs");
+                Connection::Postgres(PgConnection::establish(url).expect("connect to PostgreSQL"))
             }
+        }
+    }
+
+    /// Runs SQL statements on the database (to prepare or inspect it behind the server).
+    pub fn execute(&self, sql: &str) {
+        match self.connect() {
+            Connection::Sqlite(mut conn) => conn.batch_execute(sql).expect("SQL runs"),
+            Connection::Postgres(mut conn) => conn.batch_execute(sql).expect("SQL runs"),
         }
     }
 
@@ -94,16 +108,9 @@ impl TestDatabase {
         let count = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
             "(SELECT count(*) FROM ({query}) AS counted)"
         )));
-        match self {
-            TestDatabase::Sqlite { url, .. } => {
-                let path = url.trim_start_matches("sqlite://");
-                let mut conn = diesel::SqliteConnection::establish(path).expect("open SQLite");
-                count.get_result(&mut conn).expect("the count runs")
-            }
-            TestDatabase::Postgres { url, .. } => {
-                let mut conn = PgConnection::establish(url).expect("connect to PostgreSQL");
-                count.get_result(&mut conn).expect("the count runs")
-            }
+        match self.connect() {
+            Connection::Sqlite(mut conn) => count.get_result(&mut conn).expect("the count runs"),
+            Connection::Postgres(mut conn) => count.get_result(&mut conn).expect("the count runs"),
         }
     }
 

@@ -20,7 +20,7 @@ use actix_web::{Error, Route};
 use futures_util::future::{Either, LocalBoxFuture};
 
 use crate::metrics::RoutePattern;
-use crate::routes::{job_id_routes, NOT_JOB_IDS, PREFIXES};
+use crate::routes::{job_id_pattern, job_id_routes, NOT_JOB_IDS, PREFIXES};
 
 type RouteService = <Route as ServiceFactory<ServiceRequest>>::Service;
 
@@ -67,7 +67,7 @@ where
                 .map(|prefix| {
                     let path = format!("{prefix}/jobs/");
                     let mut data = actix_web::dev::Extensions::new();
-                    data.insert(RoutePattern(format!("{path}{{job_id}}").into()));
+                    data.insert(RoutePattern(job_id_pattern(prefix).into()));
                     Prefix { path, data: Rc::new(data) }
                 })
                 .collect();

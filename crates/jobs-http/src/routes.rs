@@ -96,6 +96,11 @@ const CLAIM: &str = "claim";
 /// The fixed paths under `{prefix}/jobs/`: never job ids.
 pub(crate) const NOT_JOB_IDS: [&str; 2] = [ACTIVE, CLAIM];
 
+/// The route template of one job under `prefix`: its path and its metrics label.
+pub(crate) fn job_id_pattern(prefix: &str) -> String {
+    format!("{prefix}/jobs/{{job_id}}")
+}
+
 /// What `{prefix}/jobs/{job_id}` serves, by method: registered on its resource (which
 /// answers any other method with 405 and `Allow`), and served before the router by
 /// [`crate::DirectJobRoute`]. The resource has nothing else (no guard, middleware or app
@@ -128,10 +133,13 @@ pub fn job_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(crate::workers::claim_job)),
         )
         // The hottest route (a GET of one job) is tried first among those with an id.
-        .service(job_id_routes().into_iter().fold(
-            crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}")),
-            |r, (_, route)| r.route(route),
-        ))
+        .service(
+            job_id_routes()
+                .into_iter()
+                .fold(crate::metrics::resource(&job_id_pattern(prefix)), |r, (_, route)| {
+                    r.route(route)
+                }),
+        )
         .service(
             crate::metrics::resource(&format!("{prefix}/jobs/{{job_id}}/heartbeat"))
                 .route(web::post().to(crate::workers::heartbeat)),

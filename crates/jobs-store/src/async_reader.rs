@@ -19,12 +19,12 @@
 //! - A thread opens one connection at a time: reads that arrive meanwhile wait for it. If
 //!   it cannot be opened, the thread's reads use the pool for [`RETRY_AFTER`] (the pool
 //!   reports the database's health, not the readers).
-//! - A read that takes longer than the connect timeout (a stalled connection, which would
+//! - A read that takes longer than the pool's checkout timeout (a stalled connection, which would
 //!   hold up every read queued behind it) answers 503 and drops the connection; so does a
 //!   connection that broke, and a read that failed on one opened earlier (cut while idle, as
 //!   by a database restart) is tried once more on a new one. Other errors (a statement
 //!   timeout) keep the connection.
-//! - A connection is replaced after [`MAX_AGE`], as the pool's are.
+//! - A connection is replaced after [`CONNECTION_MAX_AGE`], as the pool's are.
 //!
 //! The connections are named `jobs-reader` in `pg_stat_activity` unless the URL names them.
 
@@ -40,13 +40,12 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use jobs_domain::{Job, JobId, Visibility};
 use tokio::sync::Notify;
 
-use crate::health::{Health, DOWN_CHECKOUT};
+use crate::db::CONNECTION_MAX_AGE;
+use crate::health::Health;
 use crate::{StoreError, StoreResult};
 
 /// How long a thread's reads use the pool after its connection could not be opened.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(30);
-/// How long a connection is used before it is replaced.
-pub(crate) const MAX_AGE: Duration = Duration::from_secs(30 * 60);
 /// The `application_name` of the readers' connections, unless the URL gives one.
 pub(crate) const APPLICATION_NAME: &str = "jobs-reader";
 
@@ -209,7 +208,7 @@ impl AsyncReaders {
         }
         loop {
             let next = self.with_slot(|slot| match slot {
-                Some(Slot::Open { conn, since }) if since.elapsed() < MAX_AGE => {
+                Some(Slot::Open { conn, since }) if since.elapsed() < CONNECTION_MAX_AGE => {
                     Next::Use(Rc::clone(conn))
                 }
                 Some(Slot::Opening(opened)) => Next::Wait(Rc::clone(opened)),
@@ -235,10 +234,7 @@ impl AsyncReaders {
 
     /// Opens a connection, or says why it could not and returns `None`.
     async fn open(&self) -> Option<Rc<AsyncPgConnection>> {
-        let budget = match self.health.down_since() {
-            Some(_) => self.timeout.min(DOWN_CHECKOUT),
-            None => self.timeout,
-        };
+        let budget = self.health.budget(self.timeout);
         let opening = async {
             let mut conn =
                 AsyncPgConnection::establish(&self.url).await.map_err(|e| e.to_string())?;

@@ -143,6 +143,9 @@ fn connect_sqlite(path: &std::path::Path) -> Result<SqliteConnection, ConnectErr
     }
 }
 
+/// How long a connection is used before it is replaced (the pool's, and the readers').
+pub(crate) const CONNECTION_MAX_AGE: Duration = Duration::from_secs(30 * 60);
+
 /// Per-session PostgreSQL settings: timestamps are written and read as UTC by the server,
 /// so the session is kept in UTC too.
 pub(crate) const POSTGRES_SETUP: &str = "SET TIME ZONE 'UTC'";
@@ -324,6 +327,7 @@ pub(crate) fn open(
         // server, so it skips the test query, which doubled the statements of a GET.
         .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
         .max_size(options.max_size)
+        .max_lifetime(Some(CONNECTION_MAX_AGE))
         .connection_timeout(options.connection_timeout)
         .error_handler(Box::new(watch.clone()))
         .event_handler(Box::new(watch))

@@ -81,6 +81,15 @@ impl Health {
         }
     }
 
+    /// How long to wait for a connection: `full`, or at most [`DOWN_CHECKOUT`] while the
+    /// database is known down.
+    pub(crate) fn budget(&self, full: Duration) -> Duration {
+        match self.down_since() {
+            Some(_) => full.min(DOWN_CHECKOUT),
+            None => full,
+        }
+    }
+
     fn unavailable(&self, budget: Duration) -> StoreError {
         let state = self.state();
         match state.down_since {
@@ -122,10 +131,7 @@ impl JobStore {
     fn checkout(&self, budget: Duration) -> StoreResult<Pooled> {
         let start = Instant::now();
         loop {
-            let budget = match self.health.down_since() {
-                Some(_) => budget.min(DOWN_CHECKOUT),
-                None => budget,
-            };
+            let budget = self.health.budget(budget);
             let left = budget.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(self.health.unavailable(budget));

@@ -3,7 +3,9 @@
 //!
 //! Every status change is a compare-and-set on the row's `version`, so two racing requests
 //! never both win; lists are keyset-paginated on (`created_at`, `id`) with matching indexes.
-//! Every method blocks: call them from a blocking thread (`spawn_blocking`, `web::block`).
+//! Every method blocks: call them from a blocking thread (`spawn_blocking`, `web::block`),
+//! except the two that return futures: `create_new` (it waits for the group-commit writer)
+//! and `get_async` (a read of one job on this thread's own PostgreSQL connection).
 
 mod async_reader;
 pub mod changes;

@@ -7,12 +7,13 @@ use jobs_tests::db::TestDatabase;
 use jobs_tests::*;
 use serde_json::json;
 
-/// The server's reader connections (named `jobs-reader`) open on the test database.
+/// The server's reader connections (named `jobs-reader`) on the test database.
+const READERS: &str = "FROM pg_stat_activity \
+    WHERE datname = current_database() AND application_name = 'jobs-reader'";
+
+/// How many reader connections are open.
 fn readers(db: &TestDatabase) -> i64 {
-    db.count(
-        "SELECT 1 FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'jobs-reader'",
-    )
+    db.count(&format!("SELECT 1 {READERS}"))
 }
 
 #[test]
@@ -36,10 +37,7 @@ fn a_get_on_postgresql_reads_on_a_workers_own_connection_and_on_a_new_one_once_i
     assert!((1..=4).contains(&open), "{open} reader connections");
 
     // Cut, as by a database restart: the next GETs answer from new connections.
-    server.db.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'jobs-reader'",
-    );
+    server.db.execute(&format!("SELECT pg_terminate_backend(pid) {READERS}"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while readers(&server.db) > 0 {
         assert!(Instant::now() < deadline, "the reader connections were not cut");
