@@ -101,10 +101,8 @@ impl AppState {
         vis: &jobs_domain::Visibility,
         id: jobs_domain::JobId,
     ) -> Result<jobs_domain::Job, ApiError> {
-        if !self.store.reads_inline() {
-            if let Some(read) = self.store.get_async(vis, id).await {
-                return read.map_err(ApiError::from);
-            }
+        if let Some(read) = self.store.get_async(vis, id).await {
+            return read.map_err(ApiError::from);
         }
         let vis = vis.clone();
         self.read(move |store| store.get(&vis, id)).await

@@ -54,10 +54,9 @@ pub(crate) const APPLICATION_NAME: &str = "jobs-reader";
 pub(crate) struct AsyncReaders {
     key: u64,
     url: Arc<str>,
-    /// How long opening a connection, and a read, may take.
-    timeout: Duration,
-    /// The database's health as the pool saw it: while it is down, a connection is waited
-    /// for briefly.
+    /// The database's health as the pool saw it, and the pool's checkout timeout: how long
+    /// opening a connection, and a read, may take (a connection is waited for briefly while
+    /// the database is down).
     health: Arc<Health>,
     /// The session settings of a new connection.
     setup: Arc<str>,
@@ -150,7 +149,7 @@ fn broken(err: &DieselError) -> bool {
 impl AsyncReaders {
     /// Async readers for the PostgreSQL database at `url`, or `None` when they would not
     /// reach it as the pool does (see the module's documentation).
-    pub(crate) fn new(url: &str, timeout: Duration, health: Arc<Health>) -> Option<AsyncReaders> {
+    pub(crate) fn new(url: &str, health: Arc<Health>) -> Option<AsyncReaders> {
         let config = match tokio_postgres::Config::from_str(url) {
             Ok(config) => config,
             Err(err) => {
@@ -174,7 +173,6 @@ impl AsyncReaders {
         Some(AsyncReaders {
             key: NEXT.fetch_add(1, Ordering::Relaxed),
             url: url.into(),
-            timeout,
             health,
             setup: setup.into(),
         })
@@ -234,7 +232,7 @@ impl AsyncReaders {
 
     /// Opens a connection, or says why it could not and returns `None`.
     async fn open(&self) -> Option<Rc<AsyncPgConnection>> {
-        let budget = self.health.budget(self.timeout);
+        let budget = self.health.budget(self.health.checkout_timeout());
         let opening = async {
             let mut conn =
                 AsyncPgConnection::establish(&self.url).await.map_err(|e| e.to_string())?;
@@ -271,7 +269,8 @@ impl AsyncReaders {
             // Loaded through a shared reference: the future does not hold the connection,
             // so other tasks of this thread send their queries on it meanwhile.
             let load = crate::store::by_id_query!(&id).load(&mut &*conn);
-            match tokio::time::timeout(self.timeout, load).await {
+            let timeout = self.health.checkout_timeout();
+            match tokio::time::timeout(timeout, load).await {
                 Ok(Ok(rows)) => break rows.into_iter().next(),
                 Ok(Err(err)) if broken(&err) => {
                     self.forget(&conn);
@@ -283,16 +282,12 @@ impl AsyncReaders {
                 Ok(Err(err)) => return Some(Err(StoreError::from(err))),
                 Err(_) => {
                     self.forget(&conn);
-                    let stalled = format!("no answer from PostgreSQL within {:?}", self.timeout);
+                    let stalled = format!("no answer from PostgreSQL within {timeout:?}");
                     return Some(Err(StoreError::Unavailable(stalled.into())));
                 }
             }
         };
-        Some(
-            crate::store::visible(vis, row)
-                .ok_or(StoreError::NotFound)
-                .and_then(|row| row.into_job()),
-        )
+        Some(crate::store::visible_job(vis, row))
     }
 }
 

@@ -81,6 +81,11 @@ impl Health {
         }
     }
 
+    /// How long a request may wait for a connection (the pool's checkout timeout).
+    pub(crate) fn checkout_timeout(&self) -> Duration {
+        self.checkout_timeout
+    }
+
     /// How long to wait for a connection: `full`, or at most [`DOWN_CHECKOUT`] while the
     /// database is known down.
     pub(crate) fn budget(&self, full: Duration) -> Duration {

@@ -129,6 +129,11 @@ pub(crate) fn visible(vis: &Visibility, row: Option<JobRow>) -> Option<JobRow> {
     row.filter(|row| vis.can_see_user(&row.org_id, &row.user_id))
 }
 
+/// The job a read by primary key found, if `vis` can see it; `NotFound` otherwise.
+pub(crate) fn visible_job(vis: &Visibility, row: Option<JobRow>) -> StoreResult<Job> {
+    visible(vis, row).ok_or(StoreError::NotFound)?.into_job()
+}
+
 /// One visible job by id.
 pub(crate) fn find(
     conn: &mut DbConnection,
@@ -216,9 +221,7 @@ impl JobStore {
             },
             async_readers: match url {
                 DatabaseUrl::Sqlite(_) => None,
-                DatabaseUrl::Postgres(url) => {
-                    crate::async_reader::AsyncReaders::new(url, options.connection_timeout, health)
-                }
+                DatabaseUrl::Postgres(url) => crate::async_reader::AsyncReaders::new(url, health),
             },
         })
     }
@@ -240,7 +243,7 @@ impl JobStore {
 
     /// One visible job.
     pub fn get(&self, vis: &Visibility, id: JobId) -> StoreResult<Job> {
-        self.read(|conn| find(conn, vis, id)?.ok_or(StoreError::NotFound)?.into_job())
+        self.read(|conn| visible_job(vis, by_id(conn, id)?))
     }
 
     /// One page of visible jobs, keyset-paginated on (`created_at`, `id`).

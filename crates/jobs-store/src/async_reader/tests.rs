@@ -20,8 +20,8 @@ fn readers_without_tls_are_used_only_where_the_pool_would_not_use_tls_either() {
 
 /// Readers for a PostgreSQL "server" at `addr`, with a short timeout.
 fn readers_at(addr: std::net::SocketAddr) -> AsyncReaders {
-    let health = Arc::new(Health::new(Duration::from_secs(5), true));
-    AsyncReaders::new(&format!("postgres://u@{addr}/db"), Duration::from_millis(300), health)
+    let health = Arc::new(Health::new(Duration::from_millis(300), true));
+    AsyncReaders::new(&format!("postgres://u@{addr}/db"), health)
         .expect("a loopback URL gets readers")
 }
 
