@@ -71,6 +71,17 @@ impl TestDatabase {
         TestDatabase::Postgres { admin_url: admin_url.to_owned(), name, url: url.to_string() }
     }
 
+    /// A new database for a test that needs PostgreSQL; on a SQLite run, `None`, and the
+    /// test says it is skipped and why.
+    pub fn postgres_only(why: &str) -> Option<TestDatabase> {
+        let db = TestDatabase::new();
+        if db.backend() == "postgres" {
+            return Some(db);
+        }
+        eprintln!("needs PostgreSQL ({why}); skipped");
+        None
+    }
+
     /// The `JOBS_DATABASE_URL` for the server under test.
     pub fn url(&self) -> &str {
         match self {

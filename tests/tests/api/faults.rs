@@ -331,11 +331,9 @@ fn jobs_table_locked(db: &TestDatabase) -> bool {
 
 #[test]
 fn a_held_request_woken_while_the_database_times_out_reads_again_until_it_can_answer() {
-    let db = TestDatabase::new();
-    if db.backend() != "postgres" {
-        eprintln!("needs PostgreSQL (statement timeouts, locks and notices); skipped");
+    let Some(db) = TestDatabase::postgres_only("statement timeouts, locks and notices") else {
         return;
-    }
+    };
     // Every statement of the server's sessions gives up after 300 ms (503).
     db.execute(
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = 300', \

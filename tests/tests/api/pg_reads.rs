@@ -18,11 +18,7 @@ fn readers(db: &TestDatabase) -> i64 {
 
 #[test]
 fn a_get_on_postgresql_reads_on_a_workers_own_connection_and_on_a_new_one_once_it_was_cut() {
-    let db = TestDatabase::new();
-    if db.backend() != "postgres" {
-        eprintln!("needs PostgreSQL; skipped");
-        return;
-    }
+    let Some(db) = TestDatabase::postgres_only("its connections") else { return };
     let server = TestServer::start_on(db, |_| {});
     let token = user("ann");
     let job = server.create(&token, json!({"metadata": {"n": 1}}));
