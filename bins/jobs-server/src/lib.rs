@@ -1,6 +1,7 @@
 //! The Jobs API server: builds the application from a [`Config`] value, so that `main`
 //! and the black-box tests start exactly the same thing.
 
+pub mod checkpointer;
 pub mod config;
 mod docs;
 pub mod logging;
@@ -228,6 +229,13 @@ impl Application {
             move || dispatcher.clone().run()
         }));
         notify::start(&self.state, metrics.clone(), &self.database_url);
+        let store = self.state.store.clone();
+        actix_web::rt::spawn(supervise(
+            "checkpointer",
+            metrics.clone(),
+            RESTART_DELAY,
+            move || checkpointer::run(store.clone()),
+        ));
         let (store, sweeper) = (self.state.store.clone(), self.sweeper);
         actix_web::rt::spawn(supervise("sweeper", metrics.clone(), RESTART_DELAY, move || {
             sweeper::run(store.clone(), metrics.clone(), sweeper.clone())

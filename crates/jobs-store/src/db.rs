@@ -103,12 +103,21 @@ macro_rules! sqlite_busy_timeout {
 /// journal) went to a temporary file, a tenth of the writer's time in a profile.
 /// The busy timeout comes first: switching to WAL itself needs a lock when connections open
 /// together.
+///
+/// Checkpoints are the background checkpointer's ([`crate::JobStore::checkpoint`]): a
+/// committing connection checkpoints the WAL itself only past 16 384 pages (64 MiB), the
+/// safety net should that loop not run or fall behind, instead of SQLite's default of 1000
+/// pages, which made every large commit (an expiry batch) copy its pages a second time
+/// before it returned. A WAL that grew past 64 MiB is truncated back to that size when it
+/// starts over.
 const SQLITE_SETUP: &str = concat!(
     sqlite_busy_timeout!(),
     "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
      PRAGMA temp_store = MEMORY;
-     PRAGMA foreign_keys = ON;"
+     PRAGMA foreign_keys = ON;
+     PRAGMA wal_autocheckpoint = 16384;
+     PRAGMA journal_size_limit = 67108864;"
 );
 
 /// The busy timeout statement alone.

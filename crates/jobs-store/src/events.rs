@@ -19,10 +19,14 @@ use diesel::prelude::*;
 use jobs_domain::event::{self, ChangeReason, DeleteReason, EventType, SYSTEM_ACTOR};
 use jobs_domain::Job;
 
+use diesel::query_builder::AstPass;
+use diesel::sqlite::Sqlite;
+
 use crate::db::DbConnection;
 use crate::outbox::{Attempt, Delivery, NextStep};
 use crate::rows::JobRow;
 use crate::schema::{job_events, jobs};
+use crate::sqlite_rows::Rows;
 use crate::store::JobStore;
 
 mod at_commit;
@@ -88,10 +92,6 @@ pub(crate) struct NewEvent<'a> {
     data: String,
 }
 
-/// How many rows one multi-row INSERT writes at most on SQLite: well under its limit of
-/// 32 766 bound values for the widest row written this way.
-pub(crate) const SQLITE_ROWS_PER_INSERT: usize = 1000;
-
 impl<'a> NewEvent<'a> {
     fn new(
         cx: &'a EventContext,
@@ -122,6 +122,31 @@ const INSERT_POSTGRES: &str = "INSERT INTO job_events (job_id, org_id, user_id, 
     FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) WITH ORDINALITY \
     AS e (job_id, org_id, user_id, job_type, agent_id, event_type, at, actor, request_id, data, n) \
     ORDER BY n";
+
+/// Many events in one statement on SQLite, a `VALUES` list ([`crate::sqlite_rows`]).
+const INSERT_SQLITE: &str = "INSERT INTO job_events (job_id, org_id, user_id, job_type, \
+    agent_id, event_type, at, actor, request_id, data) VALUES ";
+
+fn bind_event<'b>(e: &'b NewEvent<'_>, out: &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    out.push_bind_param::<Text, _>(&e.job_id)?;
+    for value in [&e.org_id, &e.user_id, &e.job_type] {
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(*value)?;
+    }
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Text>, _>(&e.agent_id)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(e.event_type)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Timestamp, _>(&e.at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(e.actor)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Text>, _>(&e.request_id)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(&e.data)
+}
 
 /// Writes events (inside the caller's transaction), in order: one as a plain INSERT, many
 /// in multi-row statements.
@@ -154,8 +179,8 @@ pub(crate) fn insert(
                 .execute(c)?;
         }
         (DbConnection::Sqlite(c), many) => {
-            for chunk in many.chunks(SQLITE_ROWS_PER_INSERT) {
-                diesel::insert_into(job_events::table).values(chunk).execute(c)?;
+            for statement in Rows::chunks(INSERT_SQLITE, many, bind_event, "") {
+                statement.execute(c)?;
             }
         }
     }

@@ -9,6 +9,7 @@
 
 mod async_reader;
 pub mod changes;
+mod checkpoint;
 mod claims;
 mod db;
 mod error;
@@ -22,11 +23,13 @@ mod outbox;
 mod reader;
 mod rows;
 mod schema;
+mod sqlite_rows;
 mod stamp;
 mod store;
 mod writer;
 
 pub use changes::{ChangeNotice, CHANNEL};
+pub use checkpoint::Checkpoint;
 pub use claims::ClaimFilter;
 pub use db::{DatabaseUrl, PoolOptions, UrlError, SQLITE_MIGRATIONS};
 pub use error::{Cause, StoreError, StoreResult};

@@ -6,8 +6,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use jobs_domain::Job;
 
+use diesel::query_builder::AstPass;
+use diesel::sqlite::Sqlite;
+
 use crate::db::DbConnection;
 use crate::schema::{jobs, webhook_deliveries};
+use crate::sqlite_rows::Rows;
 use crate::store::JobStore;
 use crate::StoreResult;
 
@@ -77,6 +81,29 @@ const ENQUEUE_POSTGRES: &str = "INSERT INTO webhook_deliveries (id, job_id, url,
     state, attempts, next_attempt_at, created_at, updated_at) \
     SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+/// Many deliveries in one statement on SQLite, a `VALUES` list ([`crate::sqlite_rows`]).
+const ENQUEUE_SQLITE: &str = "INSERT INTO webhook_deliveries (id, job_id, url, payload, \
+    state, attempts, next_attempt_at, created_at, updated_at) VALUES ";
+
+fn bind_delivery<'b>(d: &'b NewDelivery<'_>, out: &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+    for value in [&d.id, &d.job_id] {
+        out.push_bind_param::<Text, _>(value)?;
+        out.push_sql(", ");
+    }
+    out.push_bind_param::<Text, _>(d.url)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(&d.payload)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(d.state)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Integer, _>(&d.attempts)?;
+    for at in [&d.next_attempt_at, &d.created_at, &d.updated_at] {
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(at)?;
+    }
+    Ok(())
+}
+
 /// Records completion events; called inside the transaction of the status changes: one as
 /// a plain INSERT, many in multi-row statements.
 pub(crate) fn enqueue(
@@ -104,8 +131,8 @@ pub(crate) fn enqueue(
                 .execute(c)?;
         }
         (DbConnection::Sqlite(c), many) => {
-            for chunk in many.chunks(crate::events::SQLITE_ROWS_PER_INSERT) {
-                diesel::insert_into(webhook_deliveries::table).values(chunk).execute(c)?;
+            for statement in Rows::chunks(ENQUEUE_SQLITE, many, bind_delivery, "") {
+                statement.execute(c)?;
             }
         }
     }

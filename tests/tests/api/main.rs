@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod callback_targets;
+mod checkpoints;
 mod client;
 mod client_events;
 mod client_retries;

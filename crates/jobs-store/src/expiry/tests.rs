@@ -32,16 +32,7 @@ fn a_row_written_since_the_batch_read_it_is_not_written_back() {
     let (stale, fresh) = (running(&store), running(&store));
     clock.advance(chrono::TimeDelta::seconds(3601));
     let mut conn = store.conn().unwrap();
-    let expiries: Vec<Expiry> = read_due(&mut conn, store.now().naive_utc(), 10)
-        .unwrap()
-        .into_iter()
-        .map(|row| {
-            let before = row.into_job().unwrap();
-            let mut after = before.expire(store.now()).unwrap();
-            after.version = before.version + 1;
-            Expiry { before, after }
-        })
-        .collect();
+    let expiries = expiries(&mut conn, &store, 10);
     assert_eq!(expiries.len(), 2);
     // Another writer changes one of them after the read.
     db.execute(&format!("UPDATE jobs SET version = version + 1 WHERE id = '{stale}'"));
@@ -57,12 +48,34 @@ fn a_row_written_since_the_batch_read_it_is_not_written_back() {
     assert_eq!(store.get(&vis, stale).unwrap().status, JobStatus::Expired);
 }
 
+/// The due jobs as the sweep would expire them.
+fn expiries(conn: &mut DbConnection, store: &JobStore, limit: i64) -> Vec<Expiry> {
+    read_due(conn, store.now().naive_utc(), limit)
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            let before = row.into_job().unwrap();
+            let mut after = before.expire(store.now()).unwrap();
+            after.version = before.version + 1;
+            Expiry { before, after }
+        })
+        .collect()
+}
+
 #[test]
 fn the_write_back_binds_one_value_per_column_on_each_backend() {
     use write_back::{sqlite_sql, COLUMNS, POSTGRES};
-    let sqlite = sqlite_sql(3);
+    let db = test_db::TestDatabase::new();
+    let clock = OffsetClock::new();
+    let store = open(&db, &clock);
+    let id = running(&store);
+    clock.advance(chrono::TimeDelta::seconds(3601));
+    let one = expiries(&mut store.conn().unwrap(), &store, 1).pop().unwrap();
+    let three = [0, 1, 2].map(|_| Expiry { before: one.before.clone(), after: one.after.clone() });
+    let (sqlite, cached) = sqlite_sql(&three);
     assert_eq!(sqlite.matches('?').count(), 3 * COLUMNS, "{sqlite}");
     assert!(sqlite.contains("AS (VALUES (?, ?,") && sqlite.contains("?), (?"), "{sqlite}");
+    assert!(!cached, "a short statement is not kept");
     assert!(
         POSTGRES.contains(&format!("${COLUMNS})"))
             && !POSTGRES.contains(&format!("${}", COLUMNS + 1))
@@ -72,4 +85,39 @@ fn the_write_back_binds_one_value_per_column_on_each_backend() {
         after.split(')').next().unwrap().split(',').count()
     };
     assert_eq!((names(&sqlite), names(POSTGRES)), (COLUMNS, COLUMNS), "one name per value");
+    assert_eq!(one.after.id, id);
+}
+
+#[test]
+fn a_full_write_back_statement_is_kept_and_each_batch_binds_its_own_rows_to_it() {
+    use write_back::sqlite_sql;
+    let db = test_db::TestDatabase::new();
+    if db.backend() != "sqlite" {
+        return; // PostgreSQL's write-back is one fixed statement whatever the batch
+    }
+    let clock = OffsetClock::new();
+    let store = open(&db, &clock);
+    let id = running(&store);
+    // 1999 copies of that running job under other ids, in SQL.
+    db.execute(&format!(
+        "INSERT INTO jobs SELECT printf('job-%08x-0000-7000-8000-000000000000', n), \
+         org_id, user_id, project_id, status, job_type, background, agent_id, source_id, \
+         metadata, callback_url, callback_sent_at, callback_status_code, callback_error, \
+         ttft_ns, total_duration_ns, timeout_seconds, created_at, updated_at, completed_at, \
+         started_at, expires_at, version, claimed_by, lease_expires_at, lease_seconds \
+         FROM jobs, (WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq \
+         WHERE n < 1999) SELECT n FROM seq) WHERE id = '{id}'"
+    ));
+    clock.advance(chrono::TimeDelta::seconds(3601));
+    let mut conn = store.conn().unwrap();
+    let mut due = expiries(&mut conn, &store, 2000);
+    assert_eq!(due.len(), 2000);
+    let second = due.split_off(1000);
+    assert!(sqlite_sql(&due).1, "a statement of 1000 rows is kept");
+    // The same kept statement, twice on one connection: each time with its own rows.
+    assert_eq!(write_back(&mut conn, due).unwrap().len(), 1000);
+    assert_eq!(write_back(&mut conn, second).unwrap().len(), 1000);
+    drop(conn);
+    let expired = db.count("SELECT id FROM jobs WHERE status = 'expired' AND version = 3");
+    assert_eq!(expired, 2000);
 }

@@ -5,16 +5,20 @@
 //! The rows' values come in as a relation `v` of the same columns on both backends: on
 //! PostgreSQL one array per column, `unnest`ed (one fixed statement, planned in
 //! microseconds, whatever the batch's size); on SQLite, which has no arrays, a `VALUES`
-//! list of bound parameters, a thousand rows per statement.
+//! list of bound parameters, a thousand rows per statement, kept prepared
+//! ([`crate::sqlite_rows`]).
 
 use std::collections::HashSet;
 
 use diesel::prelude::*;
+use diesel::query_builder::AstPass;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+use diesel::sqlite::Sqlite;
 
 use super::Expiry;
-use crate::db::{DbConnection, MultiBackend};
+use crate::db::DbConnection;
 use crate::rows::JobChanges;
+use crate::sqlite_rows::Rows;
 use crate::StoreResult;
 
 /// The columns of `v`: the row's id and the version it was read with, then what is written.
@@ -45,6 +49,7 @@ macro_rules! matched {
 }
 
 /// Values per row of the write-back.
+#[cfg(test)]
 pub(super) const COLUMNS: usize = 14;
 
 pub(super) const POSTGRES: &str = concat!(
@@ -57,16 +62,6 @@ pub(super) const POSTGRES: &str = concat!(
 
 const SQLITE_HEAD: &str = concat!("WITH v (", values!(), ") AS (VALUES ");
 const SQLITE_TAIL: &str = concat!(") ", set_from_v!(), " FROM v", matched!());
-
-/// Rows per SQLite statement: [`COLUMNS`] bound values each, well under SQLite's limit of
-/// 32 766.
-const SQLITE_ROWS: usize = 1000;
-
-/// The SQLite write-back of `rows` rows.
-pub(super) fn sqlite_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; COLUMNS].join(", "));
-    format!("{SQLITE_HEAD}{}{SQLITE_TAIL}", vec![row; rows].join(", "))
-}
 
 #[derive(QueryableByName)]
 struct WrittenId {
@@ -83,11 +78,7 @@ pub(super) fn write_back(
     let mut written = HashSet::with_capacity(expiries.len());
     match conn {
         DbConnection::Postgres(c) => written.extend(postgres(c, &expiries)?),
-        DbConnection::Sqlite(_) => {
-            for chunk in expiries.chunks(SQLITE_ROWS) {
-                written.extend(sqlite(conn, chunk)?);
-            }
-        }
+        DbConnection::Sqlite(c) => written.extend(sqlite(c, &expiries)?),
     }
     Ok(expiries.into_iter().filter(|e| written.contains(&e.after.id.to_string())).collect())
 }
@@ -116,26 +107,65 @@ fn postgres(conn: &mut diesel::PgConnection, rows: &[Expiry]) -> QueryResult<Vec
     Ok(written.into_iter().map(|w| w.id).collect())
 }
 
-fn sqlite(conn: &mut DbConnection, rows: &[Expiry]) -> QueryResult<Vec<String>> {
-    let mut query = diesel::sql_query(sqlite_sql(rows.len())).into_boxed::<MultiBackend>();
-    for Expiry { before, after } in rows {
-        let c = JobChanges::from_job(after, after.version);
-        query = query
-            .bind::<Text, _>(after.id.to_string())
-            .bind::<BigInt, _>(before.version)
-            .bind::<Text, _>(c.status)
-            .bind::<Text, _>(c.metadata)
-            .bind::<Nullable<BigInt>, _>(c.ttft_ns)
-            .bind::<Nullable<BigInt>, _>(c.total_duration_ns)
-            .bind::<Timestamp, _>(c.updated_at)
-            .bind::<Nullable<Timestamp>, _>(c.completed_at)
-            .bind::<Nullable<Timestamp>, _>(c.started_at)
-            .bind::<Nullable<Timestamp>, _>(c.expires_at)
-            .bind::<BigInt, _>(c.version)
-            .bind::<Nullable<Text>, _>(c.claimed_by)
-            .bind::<Nullable<Timestamp>, _>(c.lease_expires_at)
-            .bind::<Nullable<BigInt>, _>(c.lease_seconds);
+/// One row of the SQLite write-back: the id, the version read, and what is written.
+type Row = (String, i64, JobChanges);
+
+fn bind_row<'b>(row: &'b Row, out: &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+    let (id, read_version, c) = row;
+    out.push_bind_param::<Text, _>(id)?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, _>(read_version)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(&c.status)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(&c.metadata)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<BigInt>, _>(&c.ttft_ns)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<BigInt>, _>(&c.total_duration_ns)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Timestamp, _>(&c.updated_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Timestamp>, _>(&c.completed_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Timestamp>, _>(&c.started_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Timestamp>, _>(&c.expires_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, _>(&c.version)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Text>, _>(&c.claimed_by)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Timestamp>, _>(&c.lease_expires_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<BigInt>, _>(&c.lease_seconds)
+}
+
+fn sqlite_rows(expiries: &[Expiry]) -> Vec<Row> {
+    expiries
+        .iter()
+        .map(|Expiry { before, after }| {
+            let changes = JobChanges::from_job(after, after.version);
+            (after.id.to_string(), before.version, changes)
+        })
+        .collect()
+}
+
+/// The SQLite write-back of `expiries` (at most [`crate::sqlite_rows::ROWS`]), and whether the statement is
+/// kept once prepared.
+#[cfg(test)]
+pub(super) fn sqlite_sql(expiries: &[Expiry]) -> (String, bool) {
+    let rows = sqlite_rows(expiries);
+    let mut statements = Rows::chunks(SQLITE_HEAD, &rows, bind_row, SQLITE_TAIL);
+    crate::sqlite_rows::sql(&statements.next().expect("one statement"))
+}
+
+fn sqlite(conn: &mut diesel::SqliteConnection, expiries: &[Expiry]) -> QueryResult<Vec<String>> {
+    let rows = sqlite_rows(expiries);
+    let mut written = Vec::with_capacity(rows.len());
+    for statement in Rows::chunks(SQLITE_HEAD, &rows, bind_row, SQLITE_TAIL) {
+        let ids: Vec<WrittenId> = statement.load(conn)?;
+        written.extend(ids.into_iter().map(|w| w.id));
     }
-    let written: Vec<WrittenId> = query.load(conn)?;
-    Ok(written.into_iter().map(|w| w.id).collect())
+    Ok(written)
 }

@@ -1,0 +1,76 @@
+//! Multi-row SQLite statements that stay prepared: many rows' values as one `VALUES` list of
+//! bound parameters. SQLite has no arrays to bind, so the statement's text grows with its
+//! rows, and parsing a thousand rows' parameters costs about as much as running them. A
+//! statement of exactly [`ROWS`] rows is the same text every time, so diesel's statement
+//! cache (keyed on the text) keeps it prepared per connection; a shorter one, the tail of a
+//! large write or a small write, is prepared each time, so the cache holds one statement
+//! per shape however the writes fall. (diesel's own multi-row INSERT of a slice is never
+//! kept, and that of an array only for rows that borrow nothing.)
+
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::Untyped;
+use diesel::sqlite::Sqlite;
+use diesel::{QueryResult, RunQueryDsl};
+
+/// Rows per statement at most: 14 values each at most, well under SQLite's limit of 32 766
+/// bound values.
+pub(crate) const ROWS: usize = 1000;
+
+/// Binds one row's values, separated by `", "`.
+pub(crate) type BindRow<R> = for<'b> fn(&'b R, &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()>;
+
+/// `head`, then `(…), (…)` with one row's values in each, then `tail`.
+pub(crate) struct Rows<'a, R> {
+    pub head: &'static str,
+    pub rows: &'a [R],
+    pub bind: BindRow<R>,
+    pub tail: &'static str,
+}
+
+impl<R> Rows<'_, R> {
+    /// The statements for `rows`, [`ROWS`] at a time.
+    pub(crate) fn chunks<'a>(
+        head: &'static str,
+        rows: &'a [R],
+        bind: BindRow<R>,
+        tail: &'static str,
+    ) -> impl Iterator<Item = Rows<'a, R>> {
+        rows.chunks(ROWS).map(move |rows| Rows { head, rows, bind, tail })
+    }
+}
+
+impl<R> QueryId for Rows<'_, R> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<R> Query for Rows<'_, R> {
+    type SqlType = Untyped;
+}
+
+impl<R, Conn> RunQueryDsl<Conn> for Rows<'_, R> {}
+
+impl<R> QueryFragment<Sqlite> for Rows<'_, R> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        if self.rows.len() != ROWS {
+            out.unsafe_to_cache_prepared();
+        }
+        out.push_sql(self.head);
+        for (i, row) in self.rows.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            (self.bind)(row, &mut out)?;
+            out.push_sql(")");
+        }
+        out.push_sql(self.tail);
+        Ok(())
+    }
+}
+
+/// The statement's text, and whether it is kept once prepared.
+#[cfg(test)]
+pub(crate) fn sql<R>(rows: &Rows<'_, R>) -> (String, bool) {
+    use diesel::query_builder::QueryBuilder;
+    let mut sql = diesel::sqlite::SqliteQueryBuilder::new();
+    rows.to_sql(&mut sql, &Sqlite).expect("SQL");
+    (sql.finish(), rows.is_safe_to_cache_prepared(&Sqlite).expect("cacheable"))
+}
