@@ -1,6 +1,6 @@
 //! The checkpoint loop (SQLite): every 100 ms, copies what the WAL holds into the database
 //! file ([`JobStore::checkpoint`]), so that commits only append to the WAL. On PostgreSQL it
-//! stops at its first call, which says there is nothing to do.
+//! has nothing to do.
 
 use std::time::Duration;
 
@@ -9,28 +9,30 @@ use jobs_store::JobStore;
 /// How often the WAL is checkpointed: an expiry batch commits every 50 to 100 ms.
 pub const EVERY: Duration = Duration::from_millis(100);
 
-/// Runs until the process stops (or at once returns, on PostgreSQL).
+/// Runs until the process stops (on PostgreSQL, idly).
 pub async fn run(store: JobStore) {
+    if store.backend() != "sqlite" {
+        return std::future::pending().await;
+    }
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         tick.tick().await;
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
-            Ok(Ok(None)) => std::future::pending::<()>().await,
-            Ok(Ok(Some(_))) => {
-                if std::mem::take(&mut failing) {
-                    log::info!(target: "jobs::checkpointer", "checkpoints succeed again");
-                }
+        // Said once, not every 100 ms, while it goes on failing; and when it recovers.
+        let failure = match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => Some(format!("cannot checkpoint the WAL: {err}")),
+            Err(err) => Some(format!("checkpoint task failed: {err}")),
+        };
+        match &failure {
+            Some(why) if !failing => log::warn!(target: "jobs::checkpointer", "{why}"),
+            None if failing => {
+                log::info!(target: "jobs::checkpointer", "checkpoints succeed again")
             }
-            // Said once, not every 100 ms, while the database stays unavailable.
-            Ok(Err(err)) => {
-                if !std::mem::replace(&mut failing, true) {
-                    log::warn!(target: "jobs::checkpointer", "cannot checkpoint the WAL: {err}");
-                }
-            }
-            Err(err) => log::error!(target: "jobs::checkpointer", "checkpoint task failed: {err}"),
+            _ => {}
         }
+        failing = failure.is_some();
     }
 }

@@ -24,12 +24,21 @@ pub struct Checkpoint {
     pub copied_pages: i32,
 }
 
+/// How long a checkpoint waits for a pooled connection before it skips its turn: the pool
+/// is the requests' first, and the next checkpoint comes soon.
+const CHECKOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl JobStore {
     /// Copies the pages the WAL holds into the database file, without waiting for readers
     /// or writers (a PASSIVE checkpoint), so that commits need not do it themselves. Once
-    /// all of it is copied, the next write starts the WAL over. `None` on PostgreSQL.
+    /// all of it is copied, the next write starts the WAL over. `None` when no connection
+    /// was free within 100 ms (the turn is skipped), and on PostgreSQL, which checkpoints
+    /// by itself; an error only from the database.
     pub fn checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
-        let mut conn = self.conn()?;
+        if self.backend() != "sqlite" {
+            return Ok(None);
+        }
+        let Ok(mut conn) = self.checkout(CHECKOUT) else { return Ok(None) };
         match &mut *conn {
             DbConnection::Sqlite(c) => {
                 let done: Checkpoint =
@@ -62,5 +71,24 @@ mod tests {
         assert_eq!(done.busy, 0);
         assert!(done.wal_pages > 0, "the create's commit is in the WAL: {done:?}");
         assert_eq!(done.copied_pages, done.wal_pages, "{done:?}");
+    }
+
+    #[test]
+    fn a_commit_checkpoints_by_itself_only_past_sixty_four_mebibytes_of_wal() {
+        use diesel::sql_types::Integer;
+        #[derive(diesel::QueryableByName)]
+        struct Pages {
+            #[diesel(sql_type = Integer)]
+            wal_autocheckpoint: i32,
+        }
+        let db = TestDatabase::sqlite();
+        let url = DatabaseUrl::parse(db.url()).unwrap();
+        let store = JobStore::open(&url, &PoolOptions::default()).unwrap();
+        let mut conn = store.conn().unwrap();
+        let crate::db::DbConnection::Sqlite(c) = &mut *conn else { unreachable!("SQLite") };
+        let pages: Pages =
+            diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA wal_autocheckpoint"), c)
+                .unwrap();
+        assert_eq!(pages.wal_autocheckpoint, 16384);
     }
 }

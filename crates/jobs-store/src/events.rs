@@ -27,6 +27,7 @@ use crate::outbox::{Attempt, Delivery, NextStep};
 use crate::rows::JobRow;
 use crate::schema::{job_events, jobs};
 use crate::sqlite_rows::Rows;
+use crate::stamp::Stamp;
 use crate::store::JobStore;
 
 mod at_commit;
@@ -86,7 +87,7 @@ pub(crate) struct NewEvent<'a> {
     job_type: &'a str,
     agent_id: Option<&'a str>,
     event_type: &'static str,
-    at: NaiveDateTime,
+    at: Stamp,
     actor: &'a str,
     request_id: Option<&'a str>,
     data: String,
@@ -106,7 +107,7 @@ impl<'a> NewEvent<'a> {
             job_type: job.job_type.as_str(),
             agent_id: job.agent_id.as_deref(),
             event_type: ty.as_str(),
-            at,
+            at: Stamp(at),
             actor: &cx.actor,
             request_id: cx.request_id.as_deref(),
             data: data.to_string(),
@@ -297,18 +298,63 @@ mod tests {
     use jobs_domain::{JobId, NewJob, Owner};
 
     #[test]
-    fn many_events_are_one_insert_statement_on_sqlite_too() {
+    fn many_events_are_written_column_for_column_by_the_multi_row_insert() {
+        use jobs_domain::{JobType, Label};
+        let db = crate::test_db::TestDatabase::new();
+        let url = crate::DatabaseUrl::parse(db.url()).unwrap();
+        let store = JobStore::open(&url, &crate::PoolOptions::default()).unwrap();
         let at = jobs_domain::now();
-        let job = Job::create(JobId::generate(), Owner::new("o", "u", None), NewJob::default(), at);
-        let cx = EventContext::system();
-        let events: Vec<NewEvent<'_>> = (0..3)
-            .map(|_| NewEvent::new(&cx, &job, at.naive_utc(), event::created(&job)))
-            .collect();
-        // A NULL (no agent, no request) is a value, not DEFAULT: with DEFAULT, diesel would
-        // write SQLite's rows one statement each.
-        let insert = diesel::insert_into(job_events::table).values(&events[..]);
-        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&insert).to_string();
-        assert_eq!(sql.matches("INSERT").count(), 1, "{sql}");
-        assert_eq!(sql.matches("), (").count(), 2, "{sql}");
+        let new = NewJob::default()
+            .with_job_type(JobType::Batch)
+            .with_agent_id(Label::parse("agent_id", "agent-1").unwrap());
+        let job = Job::create(JobId::generate(), Owner::new("org-1", "user-1", None), new, at);
+        let plain = Job::create(
+            JobId::generate(),
+            Owner::new("org-2", "user-2", None),
+            NewJob::default(),
+            at,
+        );
+        let cx = EventContext::new("actor-1", Some("request-1".into()));
+        let system = EventContext::system();
+        let events = vec![
+            NewEvent::new(&cx, &job, at.naive_utc(), event::created(&job)),
+            NewEvent::new(&system, &plain, at.naive_utc(), event::created(&plain)),
+            NewEvent::new(&cx, &job, at.naive_utc(), event::created(&job)),
+        ];
+        let mut conn = store.conn().unwrap();
+        insert(&mut conn, &events).unwrap();
+        type Read =
+            (String, String, String, String, Option<String>, String, String, Option<String>);
+        let rows: Vec<Read> = job_events::table
+            .order_by(job_events::id)
+            .select((
+                job_events::job_id,
+                job_events::org_id,
+                job_events::user_id,
+                job_events::job_type,
+                job_events::agent_id,
+                job_events::event_type,
+                job_events::actor,
+                job_events::request_id,
+            ))
+            .load(&mut *conn)
+            .unwrap();
+        let (id, other) = (job.id.to_string(), plain.id.to_string());
+        let first = (id, "org-1", "user-1", "batch", Some("agent-1"), "job.created", "actor-1");
+        let second = (other, "org-2", "user-2", "job", None, "job.created", SYSTEM_ACTOR);
+        fn read(r: &Read) -> (String, &str, &str, &str, Option<&str>, &str, &str) {
+            let (a, b, c, d, e, f, g, _) = r;
+            (a.clone(), b.as_str(), c.as_str(), d.as_str(), e.as_deref(), f.as_str(), g.as_str())
+        }
+        assert_eq!(rows.iter().map(read).collect::<Vec<_>>(), [first.clone(), second, first]);
+        let requests: Vec<Option<&str>> = rows.iter().map(|r| r.7.as_deref()).collect();
+        assert_eq!(requests, [Some("request-1"), None, Some("request-1")]);
+        let data: Vec<String> = job_events::table
+            .order_by(job_events::id)
+            .select(job_events::data)
+            .load(&mut *conn)
+            .unwrap();
+        let written: Vec<String> = events.iter().map(|e| e.data.clone()).collect();
+        assert_eq!(data, written);
     }
 }

@@ -133,7 +133,7 @@ impl JobStore {
 
     /// Waits for a connection up to `budget`, in slices, cutting the wait short as soon as
     /// the database is known down.
-    fn checkout(&self, budget: Duration) -> StoreResult<Pooled> {
+    pub(crate) fn checkout(&self, budget: Duration) -> StoreResult<Pooled> {
         let start = Instant::now();
         loop {
             let budget = self.health.budget(budget);

@@ -12,6 +12,7 @@ use diesel::sqlite::Sqlite;
 use crate::db::DbConnection;
 use crate::schema::{jobs, webhook_deliveries};
 use crate::sqlite_rows::Rows;
+use crate::stamp::Stamp;
 use crate::store::JobStore;
 use crate::StoreResult;
 
@@ -47,9 +48,9 @@ pub(crate) struct NewDelivery<'a> {
     payload: String,
     state: &'static str,
     attempts: i32,
-    next_attempt_at: NaiveDateTime,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+    next_attempt_at: Stamp,
+    created_at: Stamp,
+    updated_at: Stamp,
 }
 
 impl<'a> NewDelivery<'a> {
@@ -61,7 +62,7 @@ impl<'a> NewDelivery<'a> {
         }
         let url = after.callback_url.as_deref()?;
         let event = jobs_domain::callback::completion_event(after)?;
-        let at = after.updated_at.naive_utc();
+        let at = Stamp(after.updated_at.naive_utc());
         Some(NewDelivery {
             id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
             job_id: after.id.to_string(),

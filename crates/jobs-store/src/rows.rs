@@ -50,13 +50,13 @@ pub(crate) struct JobChanges {
     pub metadata: String,
     pub ttft_ns: Option<i64>,
     pub total_duration_ns: Option<i64>,
-    pub updated_at: NaiveDateTime,
-    pub completed_at: Option<NaiveDateTime>,
-    pub started_at: Option<NaiveDateTime>,
-    pub expires_at: Option<NaiveDateTime>,
+    pub updated_at: Stamp,
+    pub completed_at: Option<Stamp>,
+    pub started_at: Option<Stamp>,
+    pub expires_at: Option<Stamp>,
     pub version: i64,
     pub claimed_by: Option<String>,
-    pub lease_expires_at: Option<NaiveDateTime>,
+    pub lease_expires_at: Option<Stamp>,
     pub lease_seconds: Option<i64>,
 }
 
@@ -70,10 +70,6 @@ pub(crate) struct IdempotencyRow {
     pub request_hash: String,
     pub job_id: String,
     pub created_at: NaiveDateTime,
-}
-
-fn naive(at: DateTime<Utc>) -> NaiveDateTime {
-    at.naive_utc()
 }
 
 fn stamp(at: DateTime<Utc>) -> Stamp {
@@ -164,13 +160,13 @@ impl JobChanges {
             metadata: serde_json::Value::Object(job.metadata.clone()).to_string(),
             ttft_ns: job.ttft_ns,
             total_duration_ns: job.total_duration_ns,
-            updated_at: naive(job.updated_at),
-            completed_at: job.completed_at.map(naive),
-            started_at: job.started_at.map(naive),
-            expires_at: job.expires_at().map(naive),
+            updated_at: stamp(job.updated_at),
+            completed_at: job.completed_at.map(stamp),
+            started_at: job.started_at.map(stamp),
+            expires_at: job.expires_at().map(stamp),
             version,
             claimed_by: job.claimed_by.clone(),
-            lease_expires_at: job.lease_expires_at.map(naive),
+            lease_expires_at: job.lease_expires_at.map(stamp),
             lease_seconds: job.lease_seconds,
         }
     }

@@ -89,7 +89,7 @@ fn append_sql(events: &[NewEvent<'_>]) -> Option<String> {
     sql.push_str("ARRAY[");
     for (n, event) in events.iter().enumerate() {
         let comma = if n == 0 { "" } else { "," };
-        let _ = write!(sql, "{comma}'{}'", event.at.format("%Y-%m-%d %H:%M:%S%.6f"));
+        let _ = write!(sql, "{comma}'{}'", event.at.0.format("%Y-%m-%d %H:%M:%S%.6f"));
     }
     sql.push_str("]::timestamp[], ");
     text_array(&mut sql, events, |e| Some(e.actor))?;

@@ -89,7 +89,10 @@ fn the_write_back_binds_one_value_per_column_on_each_backend() {
 }
 
 #[test]
-fn a_full_write_back_statement_is_kept_and_each_batch_binds_its_own_rows_to_it() {
+fn a_full_write_back_statement_is_prepared_once_and_each_batch_binds_its_own_rows_to_it() {
+    use crate::sqlite_rows::ROWS;
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use std::sync::{Arc, Mutex};
     use write_back::sqlite_sql;
     let db = test_db::TestDatabase::new();
     if db.backend() != "sqlite" {
@@ -98,7 +101,7 @@ fn a_full_write_back_statement_is_kept_and_each_batch_binds_its_own_rows_to_it()
     let clock = OffsetClock::new();
     let store = open(&db, &clock);
     let id = running(&store);
-    // 1999 copies of that running job under other ids, in SQL.
+    // Copies of that running job under other ids, in SQL: three full statements' worth.
     db.execute(&format!(
         "INSERT INTO jobs SELECT printf('job-%08x-0000-7000-8000-000000000000', n), \
          org_id, user_id, project_id, status, job_type, background, agent_id, source_id, \
@@ -106,18 +109,30 @@ fn a_full_write_back_statement_is_kept_and_each_batch_binds_its_own_rows_to_it()
          ttft_ns, total_duration_ns, timeout_seconds, created_at, updated_at, completed_at, \
          started_at, expires_at, version, claimed_by, lease_expires_at, lease_seconds \
          FROM jobs, (WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq \
-         WHERE n < 1999) SELECT n FROM seq) WHERE id = '{id}'"
+         WHERE n < {}) SELECT n FROM seq) WHERE id = '{id}'",
+        3 * ROWS - 1
     ));
     clock.advance(chrono::TimeDelta::seconds(3601));
     let mut conn = store.conn().unwrap();
-    let mut due = expiries(&mut conn, &store, 2000);
-    assert_eq!(due.len(), 2000);
-    let second = due.split_off(1000);
-    assert!(sqlite_sql(&due).1, "a statement of 1000 rows is kept");
-    // The same kept statement, twice on one connection: each time with its own rows.
-    assert_eq!(write_back(&mut conn, due).unwrap().len(), 1000);
-    assert_eq!(write_back(&mut conn, second).unwrap().len(), 1000);
+    let mut due = expiries(&mut conn, &store, 3 * ROWS as i64);
+    assert_eq!(due.len(), 3 * ROWS);
+    let rest = due.split_off(ROWS);
+    assert!(sqlite_sql(&due).1, "a statement of ROWS rows is kept");
+    let prepared = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&prepared);
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            if sql.starts_with("WITH v") {
+                *count.lock().unwrap() += 1;
+            }
+        }
+    });
+    // One batch of one statement, then one of two, on one connection: each with its rows.
+    assert_eq!(write_back(&mut conn, due).unwrap().len(), ROWS);
+    assert_eq!(write_back(&mut conn, rest).unwrap().len(), 2 * ROWS);
+    conn.set_instrumentation(Option::<Box<dyn Instrumentation>>::None);
+    assert_eq!(*prepared.lock().unwrap(), 1, "prepared for the cache once");
     drop(conn);
     let expired = db.count("SELECT id FROM jobs WHERE status = 'expired' AND version = 3");
-    assert_eq!(expired, 2000);
+    assert_eq!(expired, 3 * ROWS as i64);
 }

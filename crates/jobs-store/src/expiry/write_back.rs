@@ -5,7 +5,7 @@
 //! The rows' values come in as a relation `v` of the same columns on both backends: on
 //! PostgreSQL one array per column, `unnest`ed (one fixed statement, planned in
 //! microseconds, whatever the batch's size); on SQLite, which has no arrays, a `VALUES`
-//! list of bound parameters, a thousand rows per statement, kept prepared
+//! list of bound parameters, [`crate::sqlite_rows::ROWS`] rows per statement, kept prepared
 //! ([`crate::sqlite_rows`]).
 
 use std::collections::HashSet;
