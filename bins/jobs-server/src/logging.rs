@@ -170,14 +170,57 @@ impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
         if let Some(text) = value.to_borrowed_str() {
             push_logfmt_value(self.0, text);
         } else if let Some(n) = value.to_u64() {
-            // Numbers are plain: written straight into the line.
-            let _ = write!(self.0, "{n}");
+            // Numbers are plain: written straight into the line, digit by digit.
+            push_u64(self.0, n);
         } else if let Some(x) = value.to_f64() {
-            let _ = write!(self.0, "{x}");
+            push_f64(self.0, x);
         } else {
             push_logfmt_value(self.0, &value.to_string());
         }
         Ok(())
+    }
+}
+
+/// Appends `n` in decimal, as `{n}` writes it, without the formatting machinery (the
+/// request line's status).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// Appends `x` as `{x}` writes it. A whole number of thousandths below 10^12 (the request
+/// line's `latency_ms`) is written from integers: `{x}` writes the shortest decimal that
+/// reads back as `x`, which for such a value is its integer part, then its thousandths
+/// without their trailing zeros; any other value goes through `{x}` itself.
+fn push_f64(out: &mut String, x: f64) {
+    let thousandths = (x * 1000.0).round();
+    if !(0.0..1e12).contains(&thousandths) || thousandths / 1000.0 != x {
+        let _ = write!(out, "{x}");
+        return;
+    }
+    let k = thousandths as u64;
+    push_u64(out, k / 1000);
+    let mut fraction = k % 1000;
+    if fraction == 0 {
+        return;
+    }
+    let mut width = 3u32;
+    while fraction % 10 == 0 {
+        fraction /= 10;
+        width -= 1;
+    }
+    out.push('.');
+    for place in (0..width).rev() {
+        out.push(char::from(b'0' + (fraction / 10u64.pow(place) % 10) as u8));
     }
 }
 
@@ -188,8 +231,10 @@ pub fn push_logfmt_value(out: &mut String, value: &str) {
     // whose UTF-8 starts with 0xC2; only a value with that byte is checked character by
     // character.
     let ascii_quoted = |b: u8| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7f;
-    let c1_control = || value.as_bytes().contains(&0xc2) && value.chars().any(char::is_control);
-    let quoted = value.is_empty() || value.bytes().any(ascii_quoted) || c1_control();
+    // One pass: a byte to quote, or the first byte of a possible C1 control.
+    let quoted = value.is_empty()
+        || value.bytes().any(|b| ascii_quoted(b) || b == 0xc2)
+            && (value.bytes().any(ascii_quoted) || value.chars().any(char::is_control));
     if !quoted {
         out.push_str(value);
         return;
@@ -262,6 +307,23 @@ mod tests {
         let at = at.with_timezone(&chrono::Utc);
         assert_eq!(timestamp(at), "2026-01-02T03:04:05.006Z");
         assert_eq!(timestamp(at), at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+
+    #[test]
+    fn numbers_are_written_as_the_standard_formatting_writes_them() {
+        for n in [0, 7, 10, 200, 503, 65_535, u64::MAX] {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        let mut thousandths: Vec<f64> = (0..3000).map(|k| f64::from(k) / 1e3).collect();
+        thousandths.extend([12_345.678, 1e9 / 1e3, 999_999_999.999, 4.1e8 / 1e3]);
+        let others = [0.0001, 1.5e-7, 1e12, 1e15, 123.4567, -1.0, -0.001, f64::NAN, f64::INFINITY];
+        for x in thousandths.into_iter().chain(others) {
+            let mut out = String::new();
+            push_f64(&mut out, x);
+            assert_eq!(out, x.to_string(), "{x:?}");
+        }
     }
 
     #[test]
