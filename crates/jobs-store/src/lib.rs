@@ -23,6 +23,7 @@ mod outbox;
 mod reader;
 mod rows;
 mod schema;
+mod spelled;
 mod sqlite_rows;
 mod stamp;
 mod store;

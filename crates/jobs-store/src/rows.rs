@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use jobs_domain::{Job, JobId, Owner};
+use jobs_domain::{Job, JobId, JobStatus, JobType, Owner};
 
 use crate::schema::{idempotency_keys, jobs};
+use crate::spelled::Spelled;
 use crate::stamp::Stamp;
 use crate::StoreError;
 
@@ -18,8 +19,8 @@ pub(crate) struct JobRow {
     pub org_id: String,
     pub user_id: String,
     pub project_id: Option<String>,
-    pub status: String,
-    pub job_type: String,
+    pub status: Spelled<JobStatus>,
+    pub job_type: Spelled<JobType>,
     pub background: bool,
     pub agent_id: Option<String>,
     pub source_id: Option<String>,
@@ -46,7 +47,7 @@ pub(crate) struct JobRow {
 #[derive(AsChangeset, Debug)]
 #[diesel(table_name = jobs, treat_none_as_null = true)]
 pub(crate) struct JobChanges {
-    pub status: String,
+    pub status: Spelled<JobStatus>,
     pub metadata: String,
     pub ttft_ns: Option<i64>,
     pub total_duration_ns: Option<i64>,
@@ -91,8 +92,8 @@ impl JobRow {
             org_id: job.owner.org_id.clone(),
             user_id: job.owner.user_id.clone(),
             project_id: job.owner.project_id.clone(),
-            status: job.status.as_str().to_owned(),
-            job_type: job.job_type.as_str().to_owned(),
+            status: Spelled::of(job.status),
+            job_type: Spelled::of(job.job_type),
             background: job.background,
             agent_id: job.agent_id.clone(),
             source_id: job.source_id.clone(),
@@ -117,14 +118,13 @@ impl JobRow {
     }
 
     pub(crate) fn into_job(self) -> Result<Job, StoreError> {
-        let metadata = match serde_json::from_str(&self.metadata) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => return Err(corrupt("metadata", &self.id)),
-        };
+        // Straight into the map: anything but a JSON object is refused by the parse itself.
+        let metadata = serde_json::from_str::<jobs_domain::Metadata>(&self.metadata)
+            .map_err(|_| corrupt("metadata", &self.id))?;
         Ok(Job {
             id: JobId::parse(&self.id).map_err(|_| corrupt("id", &self.id))?,
-            status: self.status.parse().map_err(|_| corrupt("status", &self.id))?,
-            job_type: self.job_type.parse().map_err(|_| corrupt("job_type", &self.id))?,
+            status: self.status.0.ok_or_else(|| corrupt("status", &self.id))?,
+            job_type: self.job_type.0.ok_or_else(|| corrupt("job_type", &self.id))?,
             created_at: utc(self.created_at),
             updated_at: utc(self.updated_at),
             completed_at: self.completed_at.map(utc),
@@ -156,7 +156,7 @@ impl JobRow {
 impl JobChanges {
     pub(crate) fn from_job(job: &Job, version: i64) -> JobChanges {
         JobChanges {
-            status: job.status.as_str().to_owned(),
+            status: Spelled::of(job.status),
             metadata: serde_json::Value::Object(job.metadata.clone()).to_string(),
             ttft_ns: job.ttft_ns,
             total_duration_ns: job.total_duration_ns,

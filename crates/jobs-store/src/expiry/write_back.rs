@@ -91,7 +91,7 @@ fn postgres(conn: &mut diesel::PgConnection, rows: &[Expiry]) -> QueryResult<Vec
     let written: Vec<WrittenId> = diesel::sql_query(POSTGRES)
         .bind::<Array<Text>, _>(column(rows, |e| e.after.id.to_string()))
         .bind::<Array<BigInt>, _>(column(rows, |e| e.before.version))
-        .bind::<Array<Text>, _>(column(&changes, |c| c.status.as_str()))
+        .bind::<Array<Text>, _>(column(&changes, |c| c.status))
         .bind::<Array<Text>, _>(column(&changes, |c| c.metadata.as_str()))
         .bind::<Array<Nullable<BigInt>>, _>(column(&changes, |c| c.ttft_ns))
         .bind::<Array<Nullable<BigInt>>, _>(column(&changes, |c| c.total_duration_ns))
