@@ -203,7 +203,8 @@ fn push_u64(out: &mut String, mut n: u64) {
 /// without their trailing zeros; any other value goes through `{x}` itself.
 fn push_f64(out: &mut String, x: f64) {
     let thousandths = (x * 1000.0).round();
-    if !(0.0..1e12).contains(&thousandths) || thousandths / 1000.0 != x {
+    // A negative value (-0.0 too, which `{x}` writes with its sign) goes through `{x}`.
+    if x.is_sign_negative() || !(0.0..1e12).contains(&thousandths) || thousandths / 1000.0 != x {
         let _ = write!(out, "{x}");
         return;
     }
@@ -233,8 +234,8 @@ pub fn push_logfmt_value(out: &mut String, value: &str) {
     let ascii_quoted = |b: u8| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7f;
     // One pass: a byte to quote, or the first byte of a possible C1 control.
     let quoted = value.is_empty()
-        || value.bytes().any(|b| ascii_quoted(b) || b == 0xc2)
-            && (value.bytes().any(ascii_quoted) || value.chars().any(char::is_control));
+        || (value.bytes().any(|b| ascii_quoted(b) || b == 0xc2)
+            && (value.bytes().any(ascii_quoted) || value.chars().any(char::is_control)));
     if !quoted {
         out.push_str(value);
         return;
@@ -318,7 +319,8 @@ mod tests {
         }
         let mut thousandths: Vec<f64> = (0..3000).map(|k| f64::from(k) / 1e3).collect();
         thousandths.extend([12_345.678, 1e9 / 1e3, 999_999_999.999, 4.1e8 / 1e3]);
-        let others = [0.0001, 1.5e-7, 1e12, 1e15, 123.4567, -1.0, -0.001, f64::NAN, f64::INFINITY];
+        let others =
+            [0.0001, 1.5e-7, 1e12, 1e15, 123.4567, -1.0, -0.001, -0.0, f64::NAN, f64::INFINITY];
         for x in thousandths.into_iter().chain(others) {
             let mut out = String::new();
             push_f64(&mut out, x);
