@@ -19,14 +19,11 @@ use diesel::prelude::*;
 use jobs_domain::event::{self, ChangeReason, DeleteReason, EventType, SYSTEM_ACTOR};
 use jobs_domain::Job;
 
-use diesel::query_builder::AstPass;
-use diesel::sqlite::Sqlite;
-
 use crate::db::DbConnection;
 use crate::outbox::{Attempt, Delivery, NextStep};
 use crate::rows::JobRow;
 use crate::schema::{job_events, jobs};
-use crate::sqlite_rows::Rows;
+use crate::sqlite_rows::{Rows, Values};
 use crate::stamp::Stamp;
 use crate::store::JobStore;
 
@@ -128,25 +125,20 @@ const INSERT_POSTGRES: &str = "INSERT INTO job_events (job_id, org_id, user_id, 
 const INSERT_SQLITE: &str = "INSERT INTO job_events (job_id, org_id, user_id, job_type, \
     agent_id, event_type, at, actor, request_id, data) VALUES ";
 
-fn bind_event<'b>(e: &'b NewEvent<'_>, out: &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+fn bind_event<'b>(e: &'b NewEvent<'_>, values: &mut Values<'_, '_, 'b>) -> QueryResult<()> {
     use diesel::sql_types::{Nullable, Text, Timestamp};
-    out.push_bind_param::<Text, _>(&e.job_id)?;
-    for value in [&e.org_id, &e.user_id, &e.job_type] {
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(*value)?;
-    }
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Text>, _>(&e.agent_id)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(e.event_type)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Timestamp, _>(&e.at)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(e.actor)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Text>, _>(&e.request_id)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(&e.data)
+    values
+        .bind::<Text, _>(&e.job_id)?
+        .bind::<Text, _>(e.org_id)?
+        .bind::<Text, _>(e.user_id)?
+        .bind::<Text, _>(e.job_type)?
+        .bind::<Nullable<Text>, _>(&e.agent_id)?
+        .bind::<Text, _>(e.event_type)?
+        .bind::<Timestamp, _>(&e.at)?
+        .bind::<Text, _>(e.actor)?
+        .bind::<Nullable<Text>, _>(&e.request_id)?
+        .bind::<Text, _>(&e.data)?;
+    Ok(())
 }
 
 /// Writes events (inside the caller's transaction), in order: one as a plain INSERT, many

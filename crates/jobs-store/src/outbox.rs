@@ -6,12 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use jobs_domain::Job;
 
-use diesel::query_builder::AstPass;
-use diesel::sqlite::Sqlite;
-
 use crate::db::DbConnection;
 use crate::schema::{jobs, webhook_deliveries};
-use crate::sqlite_rows::Rows;
+use crate::sqlite_rows::{Rows, Values};
 use crate::stamp::Stamp;
 use crate::store::JobStore;
 use crate::StoreResult;
@@ -86,22 +83,17 @@ const ENQUEUE_POSTGRES: &str = "INSERT INTO webhook_deliveries (id, job_id, url,
 const ENQUEUE_SQLITE: &str = "INSERT INTO webhook_deliveries (id, job_id, url, payload, \
     state, attempts, next_attempt_at, created_at, updated_at) VALUES ";
 
-fn bind_delivery<'b>(d: &'b NewDelivery<'_>, out: &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-    for value in [&d.id, &d.job_id] {
-        out.push_bind_param::<Text, _>(value)?;
-        out.push_sql(", ");
-    }
-    out.push_bind_param::<Text, _>(d.url)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(&d.payload)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(d.state)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Integer, _>(&d.attempts)?;
-    for at in [&d.next_attempt_at, &d.created_at, &d.updated_at] {
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(at)?;
-    }
+fn bind_delivery<'b>(d: &'b NewDelivery<'_>, values: &mut Values<'_, '_, 'b>) -> QueryResult<()> {
+    values
+        .bind::<Text, _>(&d.id)?
+        .bind::<Text, _>(&d.job_id)?
+        .bind::<Text, _>(d.url)?
+        .bind::<Text, _>(&d.payload)?
+        .bind::<Text, _>(d.state)?
+        .bind::<Integer, _>(&d.attempts)?
+        .bind::<Timestamp, _>(&d.next_attempt_at)?
+        .bind::<Timestamp, _>(&d.created_at)?
+        .bind::<Timestamp, _>(&d.updated_at)?;
     Ok(())
 }
 

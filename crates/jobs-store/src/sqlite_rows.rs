@@ -8,7 +8,8 @@
 //! is never kept, and that of an array only for rows that borrow nothing.)
 
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::Untyped;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Untyped};
 use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl};
 
@@ -17,8 +18,29 @@ use diesel::{QueryResult, RunQueryDsl};
 /// connection; at 100, a tenth of that, and a batch of 2000 expiries is 20 runs of one.
 pub(crate) const ROWS: usize = 100;
 
-/// Binds one row's values, separated by `", "`.
-pub(crate) type BindRow<R> = for<'b> fn(&'b R, &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()>;
+/// Binds one row's values, in the order of the statement's columns.
+pub(crate) type BindRow<R> = for<'b> fn(&'b R, &mut Values<'_, '_, 'b>) -> QueryResult<()>;
+
+/// One row's values as they are bound: each after the first is preceded by `", "`.
+pub(crate) struct Values<'a, 'p, 'b> {
+    out: &'a mut AstPass<'p, 'b, Sqlite>,
+    first: bool,
+}
+
+impl<'b> Values<'_, '_, 'b> {
+    /// Binds the next value, as SQL type `ST`.
+    pub(crate) fn bind<ST, U>(&mut self, value: &'b U) -> QueryResult<&mut Self>
+    where
+        Sqlite: HasSqlType<ST>,
+        U: ToSql<ST, Sqlite> + ?Sized,
+    {
+        if !std::mem::replace(&mut self.first, false) {
+            self.out.push_sql(", ");
+        }
+        self.out.push_bind_param::<ST, U>(value)?;
+        Ok(self)
+    }
+}
 
 /// `head`, then `(…), (…)` with one row's values in each, then `tail`.
 pub(crate) struct Rows<'a, R> {
@@ -59,7 +81,7 @@ impl<R> QueryFragment<Sqlite> for Rows<'_, R> {
         out.push_sql(self.head);
         for (i, row) in self.rows.iter().enumerate() {
             out.push_sql(if i == 0 { "(" } else { ", (" });
-            (self.bind)(row, &mut out)?;
+            (self.bind)(row, &mut Values { out: &mut out, first: true })?;
             out.push_sql(")");
         }
         out.push_sql(self.tail);

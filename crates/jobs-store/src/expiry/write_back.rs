@@ -11,14 +11,12 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
-use diesel::query_builder::AstPass;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-use diesel::sqlite::Sqlite;
 
 use super::Expiry;
 use crate::db::DbConnection;
 use crate::rows::JobChanges;
-use crate::sqlite_rows::Rows;
+use crate::sqlite_rows::{Rows, Values};
 use crate::StoreResult;
 
 /// The columns of `v`: the row's id and the version it was read with, then what is written.
@@ -110,35 +108,24 @@ fn postgres(conn: &mut diesel::PgConnection, rows: &[Expiry]) -> QueryResult<Vec
 /// One row of the SQLite write-back: the id, the version read, and what is written.
 type Row = (String, i64, JobChanges);
 
-fn bind_row<'b>(row: &'b Row, out: &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+fn bind_row<'b>(row: &'b Row, values: &mut Values<'_, '_, 'b>) -> QueryResult<()> {
     let (id, read_version, c) = row;
-    out.push_bind_param::<Text, _>(id)?;
-    out.push_sql(", ");
-    out.push_bind_param::<BigInt, _>(read_version)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(&c.status)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(&c.metadata)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<BigInt>, _>(&c.ttft_ns)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<BigInt>, _>(&c.total_duration_ns)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Timestamp, _>(&c.updated_at)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Timestamp>, _>(&c.completed_at)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Timestamp>, _>(&c.started_at)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Timestamp>, _>(&c.expires_at)?;
-    out.push_sql(", ");
-    out.push_bind_param::<BigInt, _>(&c.version)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Text>, _>(&c.claimed_by)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Timestamp>, _>(&c.lease_expires_at)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<BigInt>, _>(&c.lease_seconds)
+    values
+        .bind::<Text, _>(id)?
+        .bind::<BigInt, _>(read_version)?
+        .bind::<Text, _>(&c.status)?
+        .bind::<Text, _>(&c.metadata)?
+        .bind::<Nullable<BigInt>, _>(&c.ttft_ns)?
+        .bind::<Nullable<BigInt>, _>(&c.total_duration_ns)?
+        .bind::<Timestamp, _>(&c.updated_at)?
+        .bind::<Nullable<Timestamp>, _>(&c.completed_at)?
+        .bind::<Nullable<Timestamp>, _>(&c.started_at)?
+        .bind::<Nullable<Timestamp>, _>(&c.expires_at)?
+        .bind::<BigInt, _>(&c.version)?
+        .bind::<Nullable<Text>, _>(&c.claimed_by)?
+        .bind::<Nullable<Timestamp>, _>(&c.lease_expires_at)?
+        .bind::<Nullable<BigInt>, _>(&c.lease_seconds)?;
+    Ok(())
 }
 
 fn sqlite_rows(expiries: &[Expiry]) -> Vec<Row> {
