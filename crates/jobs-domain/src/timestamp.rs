@@ -6,7 +6,7 @@
 //! (a visible share of a page's cost in a profile). The result is the same as
 //! `to_rfc3339_opts(SecondsFormat::Micros, true)`, which the tests check.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 
 /// `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (years outside 0..=9999 fall back to chrono).
 pub fn rfc3339_micros(at: DateTime<Utc>) -> String {
@@ -28,10 +28,15 @@ pub fn rfc3339_millis(at: DateTime<Utc>) -> String {
     rfc3339(at, Fraction::Millis)
 }
 
-#[derive(Clone, Copy)]
-enum Fraction {
+/// How many digits of the second's fraction are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fraction {
+    /// Three.
     Millis,
+    /// Six.
     Micros,
+    /// As few of 0, 3, 6 or 9 as hold it exactly (chrono's `%.f`, no dot for none).
+    Shortest,
 }
 
 fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
@@ -41,28 +46,45 @@ fn rfc3339(at: DateTime<Utc>, fraction: Fraction) -> String {
             let format = match fraction {
                 Fraction::Millis => chrono::SecondsFormat::Millis,
                 Fraction::Micros => chrono::SecondsFormat::Micros,
+                Fraction::Shortest => chrono::SecondsFormat::AutoSi,
             };
             at.to_rfc3339_opts(format, true)
         }
     }
 }
 
-/// The ASCII bytes of `at` and how many of them there are; `None` for what chrono writes
-/// itself (years outside 0..=9999, a leap second).
-fn digits(at: DateTime<Utc>, fraction: Fraction) -> Option<([u8; 27], usize)> {
-    let (digits, divisor) = match fraction {
-        Fraction::Millis => (3, 1_000_000),
-        Fraction::Micros => (6, 1_000),
-    };
+/// The ASCII bytes of `at` in RFC 3339 (UTC, `Z`) and how many of them there are; `None`
+/// for what chrono writes itself (years outside 0..=9999, a leap second).
+fn digits(at: DateTime<Utc>, fraction: Fraction) -> Option<([u8; 30], usize)> {
     // The fields of the naive UTC value: on a `DateTime<Utc>` each accessor would first
     // compute the local time again.
-    let naive = at.naive_utc();
-    let year = naive.year();
-    let nanos = naive.nanosecond();
+    let (mut out, end) = naive_digits(at.naive_utc(), b'T', fraction)?;
+    out[end] = b'Z';
+    Some((out, end + 1))
+}
+
+/// `at` as `YYYY-MM-DD<separator>HH:MM:SS` and its fraction, written digit by digit: the
+/// ASCII bytes and how many of them there are (one byte more is left free). `None` for
+/// years outside 0..=9999 and leap seconds, which chrono writes otherwise.
+pub fn naive_digits(
+    at: NaiveDateTime,
+    separator: u8,
+    fraction: Fraction,
+) -> Option<([u8; 30], usize)> {
+    let year = at.year();
+    let nanos = at.nanosecond();
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return None;
     }
-    let mut out = [0u8; 27];
+    let (digits, value) = match fraction {
+        Fraction::Millis => (3, nanos / 1_000_000),
+        Fraction::Micros => (6, nanos / 1_000),
+        Fraction::Shortest if nanos == 0 => (0, 0),
+        Fraction::Shortest if nanos % 1_000_000 == 0 => (3, nanos / 1_000_000),
+        Fraction::Shortest if nanos % 1_000 == 0 => (6, nanos / 1_000),
+        Fraction::Shortest => (9, nanos),
+    };
+    let mut out = [0u8; 30];
     let mut put = |at: usize, value: u32, width: usize| {
         let mut value = value;
         for i in (0..width).rev() {
@@ -71,19 +93,17 @@ fn digits(at: DateTime<Utc>, fraction: Fraction) -> Option<([u8; 27], usize)> {
         }
     };
     put(0, year.unsigned_abs(), 4);
-    put(5, naive.month(), 2);
-    put(8, naive.day(), 2);
-    put(11, naive.hour(), 2);
-    put(14, naive.minute(), 2);
-    put(17, naive.second(), 2);
-    put(20, nanos / divisor, digits);
-    let end = 20 + digits;
-    for (i, c) in
-        [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (end, b'Z')]
-    {
+    put(5, at.month(), 2);
+    put(8, at.day(), 2);
+    put(11, at.hour(), 2);
+    put(14, at.minute(), 2);
+    put(17, at.second(), 2);
+    put(20, value, digits);
+    for (i, c) in [(4, b'-'), (7, b'-'), (10, separator), (13, b':'), (16, b':'), (19, b'.')] {
         out[i] = c;
     }
-    Some((out, end + 1))
+    // No fraction, no dot.
+    Some((out, if digits == 0 { 19 } else { 20 + digits }))
 }
 
 #[cfg(test)]

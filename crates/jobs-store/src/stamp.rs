@@ -8,13 +8,14 @@
 //! digit, the text diesel writes (`%F %T%.f`): chrono interprets that format string for
 //! every value, 4% of the expiry sweep's CPU, where each expired job binds five stamps.
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::pg::Pg;
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Timestamp;
 use diesel::sqlite::Sqlite;
+use jobs_domain::timestamp;
 
 use crate::db::MultiBackend;
 
@@ -79,42 +80,11 @@ impl FromSql<Timestamp, MultiBackend> for Stamp {
     }
 }
 
-/// `n` in `width` decimal digits, zero-padded (`n` has no more).
-fn push_digits(text: &mut String, n: u32, width: u32) {
-    for place in (0..width).rev() {
-        text.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
-    }
-}
-
 /// What diesel writes for `at` on SQLite (`%F %T%.f`: the fraction has 0, 3, 6 or 9 digits,
 /// as few as hold it), for years 0 to 9999; `None` for others and for leap seconds.
 fn format(at: &NaiveDateTime) -> Option<String> {
-    let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
-    let nanos = at.nanosecond();
-    if nanos >= 1_000_000_000 {
-        return None;
-    }
-    let mut text = String::with_capacity(29);
-    push_digits(&mut text, year, 4);
-    for (separator, n) in [
-        ('-', at.month()),
-        ('-', at.day()),
-        (' ', at.hour()),
-        (':', at.minute()),
-        (':', at.second()),
-    ] {
-        text.push(separator);
-        push_digits(&mut text, n, 2);
-    }
-    let (fraction, width) = match nanos {
-        0 => return Some(text),
-        n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
-        n if n % 1_000 == 0 => (n / 1_000, 6),
-        n => (n, 9),
-    };
-    text.push('.');
-    push_digits(&mut text, fraction, width);
-    Some(text)
+    let (bytes, len) = timestamp::naive_digits(*at, b' ', timestamp::Fraction::Shortest)?;
+    Some(bytes[..len].iter().map(|&b| char::from(b)).collect())
 }
 
 impl ToSql<Timestamp, Sqlite> for Stamp {
