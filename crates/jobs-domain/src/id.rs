@@ -37,6 +37,14 @@ impl JobId {
         self.0
     }
 
+    /// Appends the id's text (what `Display` writes) to `out`, without the formatting
+    /// machinery: a page of jobs writes a hundred of them.
+    pub fn push_to(&self, out: &mut Vec<u8>) {
+        let mut text = [0u8; 36];
+        out.extend_from_slice(JOB_ID_PREFIX.as_bytes());
+        out.extend_from_slice(self.0.hyphenated().encode_lower(&mut text).as_bytes());
+    }
+
     /// Parses the canonical spelling, `job-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
     pub fn parse(text: &str) -> Result<Self, InvalidJobId> {
         let invalid = || InvalidJobId(truncate_for_message(text));
@@ -92,6 +100,18 @@ mod tests {
         assert!(text.starts_with("job-"));
         assert_eq!(text.len(), 40);
         assert_eq!(JobId::parse(&text), Ok(id));
+    }
+
+    #[test]
+    fn an_id_pushed_as_bytes_is_its_display_text() {
+        let id = JobId::parse("job-0190c2a4-7b1e-7cc3-9a57-7f3c2b1d4e5f").unwrap();
+        let mut out = b"[".to_vec();
+        id.push_to(&mut out);
+        assert_eq!(out, b"[job-0190c2a4-7b1e-7cc3-9a57-7f3c2b1d4e5f");
+        let id = JobId::generate();
+        let mut out = Vec::new();
+        id.push_to(&mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), id.to_string());
     }
 
     #[test]

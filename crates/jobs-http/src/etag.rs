@@ -8,8 +8,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use jobs_domain::Job;
 
-use crate::dto::JobView;
-
 /// The ETag of a job.
 pub fn etag_of(job: &Job) -> String {
     format!("\"{}\"", job.version)
@@ -19,7 +17,7 @@ pub fn etag_of(job: &Job) -> String {
 pub fn job_response(status: StatusCode, job: Job) -> HttpResponse {
     let etag = etag_of(&job);
     let mut body = Vec::with_capacity(768);
-    crate::dto_json::write_job(&mut body, &JobView::from(job));
+    crate::dto_json::write_job(&mut body, &job);
     HttpResponse::build(status)
         .insert_header((header::ETAG, etag))
         .insert_header(header::ContentType::json())

@@ -87,8 +87,8 @@ async fn list(
             response.insert_header((header::LINK, next_link(req.path(), &pairs, &query, last.id)));
         }
     }
-    let body: Vec<JobView> = page.jobs.into_iter().map(JobView::from).collect();
-    Ok(response.insert_header(header::ContentType::json()).body(crate::dto_json::write_jobs(&body)))
+    let body = crate::dto_json::write_jobs(&page.jobs);
+    Ok(response.insert_header(header::ContentType::json()).body(body))
 }
 
 /// Get one job.
