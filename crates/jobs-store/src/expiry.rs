@@ -24,6 +24,9 @@ use write_back::write_back;
 
 /// One job of the batch: as read, and as [`Job::expire`] made it (its version bumped).
 struct Expiry {
+    /// On SQLite, the row's rowid, read in the same write transaction: the write-back seeks
+    /// the row by it rather than by its 40-character id through a second index.
+    rowid: Option<i64>,
     before: Job,
     after: Job,
 }
@@ -60,7 +63,8 @@ impl JobStore {
         let cause = Cause { cx: &system, reason: ChangeReason::Timeout };
         let expired = write_transaction(&mut conn, |conn| {
             let at = self.now();
-            let expiries = read_due(conn, at.naive_utc(), limit)?.into_iter().filter_map(|row| {
+            let due = read_due(conn, at.naive_utc(), limit)?;
+            let expiries = due.into_iter().filter_map(|(rowid, row)| {
                 let id = row.id.clone();
                 let before = row
                     .into_job()
@@ -68,7 +72,7 @@ impl JobStore {
                     .ok()?;
                 let mut after = before.expire(at)?;
                 after.version = before.version + 1;
-                Some(Expiry { before, after })
+                Some(Expiry { rowid, before, after })
             });
             let expired = write_back(conn, expiries.collect())?;
             events::changed_all(conn, cause, expired.iter().map(|e| (&e.before, &e.after)))?;
@@ -82,7 +86,7 @@ impl JobStore {
         })?;
         // Told only once the batch committed, so that a woken reader sees the change.
         let observer = self.observer();
-        for Expiry { before, after } in &expired {
+        for Expiry { before, after, .. } in &expired {
             observer.job_transitioned(before.status, after.status);
             observer.job_written(after);
         }
@@ -90,13 +94,20 @@ impl JobStore {
     }
 }
 
-/// The rows of up to `limit` running jobs due at `at`, oldest deadline first; on
-/// PostgreSQL locked for the rest of the transaction, skipping those another transaction
-/// holds (a sweeper on another replica, a request), so that racing sweepers take different
-/// jobs and never wait for each other. When one row cannot be decoded, the rows are read
-/// again one at a time, and those that still cannot be are logged and left out.
-fn read_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> StoreResult<Vec<JobRow>> {
+/// The rows of up to `limit` running jobs due at `at`, oldest deadline first, each with its
+/// rowid on SQLite; on PostgreSQL locked for the rest of the transaction, skipping those
+/// another transaction holds (a sweeper on another replica, a request), so that racing
+/// sweepers take different jobs and never wait for each other. When one row cannot be
+/// decoded, the rows are read again one at a time, and those that still cannot be are
+/// logged and left out.
+fn read_due(
+    conn: &mut DbConnection,
+    at: NaiveDateTime,
+    limit: i64,
+) -> StoreResult<Vec<(Option<i64>, JobRow)>> {
+    use diesel::dsl::sql;
     use diesel::result::Error::DeserializationError;
+    use diesel::sql_types::BigInt;
     // The same statement on each backend's own connection, where diesel keeps it prepared.
     macro_rules! due {
         ($conn:expr, $select:expr $(, $lock:ident)*) => {
@@ -110,9 +121,15 @@ fn read_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> StoreResu
                 .load($conn)
         };
     }
+    let rowid = || sql::<BigInt>("jobs.rowid");
     let rows = match conn {
-        DbConnection::Postgres(c) => due!(c, JobRow::as_select(), for_update, skip_locked),
-        DbConnection::Sqlite(c) => due!(c, JobRow::as_select()),
+        DbConnection::Postgres(c) => due!(c, JobRow::as_select(), for_update, skip_locked)
+            .map(|rows: Vec<JobRow>| rows.into_iter().map(|row| (None, row)).collect()),
+        DbConnection::Sqlite(c) => {
+            due!(c, (rowid(), JobRow::as_select())).map(|rows: Vec<(i64, JobRow)>| {
+                rows.into_iter().map(|(n, row)| (Some(n), row)).collect()
+            })
+        }
     };
     match rows {
         Err(DeserializationError(_)) => {}
@@ -125,7 +142,21 @@ fn read_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> StoreResu
     }?;
     let mut found = Vec::with_capacity(ids.len());
     for id in ids {
-        match jobs::table.find(&id).select(JobRow::as_select()).load(conn) {
+        let one = match conn {
+            DbConnection::Postgres(c) => jobs::table
+                .find(&id)
+                .select(JobRow::as_select())
+                .load(c)
+                .map(|rows: Vec<JobRow>| rows.into_iter().map(|row| (None, row)).collect()),
+            DbConnection::Sqlite(c) => {
+                jobs::table.find(&id).select((rowid(), JobRow::as_select())).load(c).map(
+                    |rows: Vec<(i64, JobRow)>| {
+                        rows.into_iter().map(|(n, row)| (Some(n), row)).collect::<Vec<_>>()
+                    },
+                )
+            }
+        };
+        match one {
             Ok(row) => found.extend(row),
             Err(DeserializationError(err)) => log::error!("cannot expire job {id}: {err}"),
             Err(err) => return Err(err.into()),

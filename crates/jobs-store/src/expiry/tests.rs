@@ -53,11 +53,11 @@ fn expiries(conn: &mut DbConnection, store: &JobStore, limit: i64) -> Vec<Expiry
     read_due(conn, store.now().naive_utc(), limit)
         .unwrap()
         .into_iter()
-        .map(|row| {
+        .map(|(rowid, row)| {
             let before = row.into_job().unwrap();
             let mut after = before.expire(store.now()).unwrap();
             after.version = before.version + 1;
-            Expiry { before, after }
+            Expiry { rowid, before, after }
         })
         .collect()
 }
@@ -71,9 +71,13 @@ fn the_write_back_binds_one_value_per_column_on_each_backend() {
     let id = running(&store);
     clock.advance(chrono::TimeDelta::seconds(3601));
     let one = expiries(&mut store.conn().unwrap(), &store, 1).pop().unwrap();
-    let three = [0, 1, 2].map(|_| Expiry { before: one.before.clone(), after: one.after.clone() });
+    let three = [0, 1, 2].map(|_| Expiry {
+        rowid: Some(1),
+        before: one.before.clone(),
+        after: one.after.clone(),
+    });
     let (sqlite, cached) = sqlite_sql(&three);
-    assert_eq!(sqlite.matches('?').count(), 3 * COLUMNS, "{sqlite}");
+    assert_eq!(sqlite.matches('?').count(), 3 * (COLUMNS + 1), "{sqlite}");
     assert!(sqlite.contains("AS (VALUES (?, ?,") && sqlite.contains("?), (?"), "{sqlite}");
     assert!(!cached, "a short statement is not kept");
     assert!(
@@ -84,7 +88,7 @@ fn the_write_back_binds_one_value_per_column_on_each_backend() {
         let (_, after) = sql.split_once("v (").unwrap();
         after.split(')').next().unwrap().split(',').count()
     };
-    assert_eq!((names(&sqlite), names(POSTGRES)), (COLUMNS, COLUMNS), "one name per value");
+    assert_eq!((names(&sqlite), names(POSTGRES)), (COLUMNS + 1, COLUMNS), "one name per value");
     assert_eq!(one.after.id, id);
 }
 
@@ -135,4 +139,36 @@ fn a_full_write_back_statement_is_prepared_once_and_each_batch_binds_its_own_row
     drop(conn);
     let expired = db.count("SELECT id FROM jobs WHERE status = 'expired' AND version = 3");
     assert_eq!(expired, 3 * ROWS as i64);
+}
+
+#[test]
+fn the_sqlite_write_back_finds_each_row_by_its_rowid() {
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+    let db = test_db::TestDatabase::new();
+    if db.backend() != "sqlite" {
+        return; // PostgreSQL's rows have no rowid; its write-back seeks by the primary key
+    }
+    let clock = OffsetClock::new();
+    let store = open(&db, &clock);
+    running(&store);
+    clock.advance(chrono::TimeDelta::seconds(3601));
+    let mut conn = store.conn().unwrap();
+    let due = expiries(&mut conn, &store, 1);
+    assert!(due[0].rowid.is_some(), "read with its rowid");
+    let (sql, _) = write_back::sqlite_sql(&due);
+    let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+        .load::<PlanLine>(&mut *conn)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.detail)
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.starts_with("SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)")),
+        "{plan:?}"
+    );
 }
