@@ -8,8 +8,15 @@
 //! ```
 //!
 //! Knobs: `BENCH_TOTAL_JOBS` (default 1000000), `BENCH_OVERDUE_EVERY` (10: one job in ten
-//! is overdue), `BENCH_GETS` (20000 per GET phase), `BENCH_LISTS` (2000 pages per phase). The rows are generated in SQL behind the server; the real server then
-//! starts on them, and its own sweeper does the work while a client measures GETs.
+//! is overdue), `BENCH_GETS` (20000 per GET phase), `BENCH_LISTS` (2000 pages per phase).
+//! The rows are generated in SQL behind the server; the real server then starts on them,
+//! and its own sweeper does the work while a client measures GETs.
+//!
+//! The yardstick, run first on a second database generated alike: the same batches as
+//! plain SQL, one `UPDATE … WHERE id IN (the next 2000 due)` per transaction, with the
+//! backend's defaults and the server's durability (SQLite `synchronous = FULL`). It writes
+//! what an expiry must change and nothing else (no event, no webhook, no compare-and-set),
+//! so the ratio printed is what the sweep costs above the least the database must do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -49,6 +56,38 @@ fn generate_sql(backend: &str, total: usize, every: usize) -> String {
         t0 = ts("2026-01-01 00:00:00"),
         t1 = ts("2026-01-01 00:01:00"),
     )
+}
+
+/// The yardstick's statement: the next batch of due jobs expired in plain SQL.
+fn plain_batch(backend: &str, batch: i64) -> String {
+    let (now, lock) = match backend {
+        "postgres" => ("now()::timestamp", " FOR UPDATE SKIP LOCKED"),
+        _ => ("strftime('%Y-%m-%d %H:%M:%f', 'now')", ""),
+    };
+    format!(
+        "UPDATE jobs SET status = 'expired', updated_at = {now}, completed_at = {now}, \
+         expires_at = NULL, version = version + 1 WHERE id IN (SELECT id FROM jobs \
+         WHERE expires_at <= {now} AND status = 'running' ORDER BY expires_at \
+         LIMIT {batch}{lock})"
+    )
+}
+
+/// A database of `total` jobs, `every`th one overdue, with the server's schema.
+fn generated(total: usize, every: usize) -> TestDatabase {
+    let db = TestDatabase::new();
+    // Create the schema, then the rows behind the server's back.
+    drop(
+        jobs_store::JobStore::open(
+            &jobs_store::DatabaseUrl::parse(db.url()).unwrap(),
+            &Default::default(),
+        )
+        .unwrap(),
+    );
+    db.execute(&generate_sql(db.backend(), total, every));
+    if db.backend() == "postgres" {
+        db.execute("ANALYZE jobs; CHECKPOINT");
+    }
+    db
 }
 
 fn expired_so_far(server: &TestServer) -> f64 {
@@ -95,25 +134,28 @@ fn main() {
     let gets = knob("BENCH_GETS", 20000);
     let lists = knob("BENCH_LISTS", 2000);
     let overdue = total.div_ceil(every);
-    let db = TestDatabase::new();
-    // Create the schema, then the rows behind the server's back.
-    drop(
-        jobs_store::JobStore::open(
-            &jobs_store::DatabaseUrl::parse(db.url()).unwrap(),
-            &Default::default(),
-        )
-        .unwrap(),
-    );
+    let batch = jobs_server::sweeper::EXPIRE_BATCH;
     let t = Instant::now();
-    db.execute(&generate_sql(db.backend(), total, every));
-    if db.backend() == "postgres" {
-        db.execute("ANALYZE jobs");
-    }
+    let reference = generated(total, every);
     println!(
         "backend {}: generated {total} jobs ({overdue} overdue) in {:.1} s",
-        db.backend(),
+        reference.backend(),
         t.elapsed().as_secs_f64()
     );
+    let setup = match reference.backend() {
+        "postgres" => "SELECT 1",
+        _ => "PRAGMA synchronous = FULL",
+    };
+    let t = Instant::now();
+    let changed = reference.repeat_until_done(setup, &plain_batch(reference.backend(), batch));
+    let floor = t.elapsed();
+    assert_eq!(changed, overdue, "the yardstick expires every overdue job");
+    println!(
+        "reference: plain UPDATE of the same {overdue} jobs, {batch} a transaction: {:.2} s",
+        floor.as_secs_f64()
+    );
+    drop(reference);
+    let db = generated(total, every);
     let ids: Vec<String> = (1..200)
         .map(|k| format!("job-{0:08x}-0000-7000-8000-{0:012x}", k * (total / 200) + 1))
         .collect();
@@ -126,15 +168,19 @@ fn main() {
     let during_fraction = expired / overdue as f64;
     while expired < overdue as f64 {
         assert!(started.elapsed() < Duration::from_secs(1800), "sweep did not finish");
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(10));
         expired = expired_so_far(&server);
     }
     let sweep = started.elapsed();
     println!(
-        "sweep: expired {overdue} of {total} jobs in {:.1} s ({:.0} jobs/s; one transaction per batch of {})",
+        "sweep: expired {overdue} of {total} jobs in {:.2} s ({:.0} jobs/s; one transaction per batch of {batch})",
         sweep.as_secs_f64(),
         overdue as f64 / sweep.as_secs_f64(),
-        jobs_server::sweeper::EXPIRE_BATCH
+    );
+    println!(
+        "sweep / plain UPDATE yardstick: {:.2} (the first {:.0}% under the GET load below)",
+        sweep.as_secs_f64() / floor.as_secs_f64(),
+        during_fraction * 100.0
     );
     during.print(&format!("GET during sweep ({:.0}% swept)", during_fraction * 100.0));
     let after = get_load(&server, &ids, gets);
@@ -155,7 +201,7 @@ fn main() {
     let t = Instant::now();
     let rounds = 100;
     for _ in 0..rounds {
-        assert_eq!(store.expire_due(jobs_server::sweeper::EXPIRE_BATCH).unwrap(), 0);
+        assert_eq!(store.expire_due(batch).unwrap(), 0);
     }
     println!(
         "idle sweep check (nothing due): {:.3} ms each",

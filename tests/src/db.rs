@@ -113,6 +113,30 @@ impl TestDatabase {
         }
     }
 
+    /// Runs `setup`, then `statement` again and again on one connection, each run its own
+    /// transaction, until a run changes no row; returns the rows changed in all (a
+    /// benchmark's plain-SQL yardstick for a batched job of the server's).
+    pub fn repeat_until_done(&self, setup: &str, statement: &str) -> usize {
+        use diesel::RunQueryDsl;
+        fn until_done<C: diesel::Connection>(conn: &mut C, setup: &str, statement: &str) -> usize
+        where
+            diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
+        {
+            conn.batch_execute(setup).expect("setup runs");
+            let mut total = 0;
+            loop {
+                match diesel::sql_query(statement).execute(conn).expect("statement runs") {
+                    0 => return total,
+                    n => total += n,
+                }
+            }
+        }
+        match self.connect() {
+            Connection::Sqlite(mut conn) => until_done(&mut conn, setup, statement),
+            Connection::Postgres(mut conn) => until_done(&mut conn, setup, statement),
+        }
+    }
+
     /// How many rows `query` returns (to inspect the database behind the server).
     pub fn count(&self, query: &str) -> i64 {
         use diesel::RunQueryDsl;
