@@ -39,7 +39,7 @@ impl JobStore {
     /// whatever its size: one reads the due jobs (on PostgreSQL locking them, and skipping
     /// those another transaction holds; on SQLite the write transaction excludes other
     /// writers), the domain expires each ([`Job::expire`]), one writes them back (on
-    /// SQLite, one per thousand rows), each only if its row still has the version it was
+    /// SQLite, one per hundred rows), each only if its row still has the version it was
     /// read with, so racing sweepers expire each job exactly once, and multi-row INSERTs
     /// record their events and webhook deliveries.
     ///
