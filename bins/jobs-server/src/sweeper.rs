@@ -68,12 +68,10 @@ pub async fn run(store: JobStore, metrics: Arc<BackgroundMetrics>, settings: Swe
         tick.tick().await;
         // Counted batch by batch, so that the count moves during a long sweep.
         let counted = metrics.clone();
-        let expired = drain(&store, EXPIRE_BATCH, move |s, n| {
-            let expired = s.expire_due(n)?;
-            counted.jobs_expired(expired);
-            Ok(expired)
-        })
-        .await;
+        let expired =
+            blocking(&store, move |s| s.expire_all_due(EXPIRE_BATCH, |n| counted.jobs_expired(n)))
+                .await
+                .unwrap_or(0);
         if expired > 0 {
             log::info!(target: "jobs::sweeper", "expired {expired} overdue jobs");
         }

@@ -351,4 +351,4 @@ pub(crate) use create::insert_job_rows;
 pub(crate) use create::insert_jobs;
 mod list;
 #[cfg(test)]
-mod plan_tests;
+pub(crate) mod plan_tests;

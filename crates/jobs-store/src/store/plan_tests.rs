@@ -131,14 +131,17 @@ fn captured_queries(conn: &mut DbConnection, f: impl FnOnce(&mut DbConnection)) 
 }
 
 /// The statements `f` sent, without their binds.
-fn captured_sql(conn: &mut DbConnection, f: impl FnOnce(&mut DbConnection)) -> Vec<String> {
+pub(crate) fn captured_sql(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection),
+) -> Vec<String> {
     captured_queries(conn, f)
         .iter()
         .map(|q| q.split("-- binds").next().unwrap_or("").to_owned())
         .collect()
 }
 
-fn plan(conn: &mut DbConnection, sql: &str) -> Vec<String> {
+pub(crate) fn plan(conn: &mut DbConnection, sql: &str) -> Vec<String> {
     diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
         .load::<PlanLine>(conn)
         .unwrap()
