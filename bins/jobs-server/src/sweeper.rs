@@ -66,12 +66,22 @@ pub async fn run(store: JobStore, metrics: Arc<BackgroundMetrics>, settings: Swe
     let mut last_purge: Option<Instant> = None;
     loop {
         tick.tick().await;
-        // Counted batch by batch, so that the count moves during a long sweep.
+        // Counted batch by batch, so that the count moves during a long sweep; a sweep that
+        // fails part way says so, and what its committed batches expired.
         let counted = metrics.clone();
-        let expired =
-            blocking(&store, move |s| s.expire_all_due(EXPIRE_BATCH, |n| counted.jobs_expired(n)))
-                .await
-                .unwrap_or(0);
+        let expired = blocking(&store, move |s| {
+            let mut expired = 0;
+            let swept = s.expire_all_due(EXPIRE_BATCH, |n| {
+                expired += n;
+                counted.jobs_expired(n);
+            });
+            if let Err(err) = swept {
+                log::warn!(target: "jobs::sweeper", "{err}");
+            }
+            Ok(expired)
+        })
+        .await
+        .unwrap_or(0);
         if expired > 0 {
             log::info!(target: "jobs::sweeper", "expired {expired} overdue jobs");
         }

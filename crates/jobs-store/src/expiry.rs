@@ -29,8 +29,9 @@ use write_back::write_back;
 
 /// One job of the batch: as read, and as [`Job::expire`] made it (its version bumped).
 struct Expiry {
-    /// On SQLite, the row's rowid, read in the same write transaction: the write-back seeks
-    /// the row by it rather than by its 40-character id through a second index.
+    /// On SQLite, the row's rowid, read with the batch: the write-back seeks the row by it
+    /// rather than by its 40-character id through a second index (and still compares the
+    /// id, so a row gone since, its rowid reused, matches nothing).
     rowid: Option<i64>,
     before: Job,
     after: Job,

@@ -131,6 +131,11 @@ impl JobStore {
         self.checkout(self.health.checkout_timeout)
     }
 
+    /// A pooled connection if one is free this moment, without waiting.
+    pub(crate) fn try_conn(&self) -> Option<Pooled> {
+        self.pool.try_get()
+    }
+
     /// Waits for a connection up to `budget`, in slices, cutting the wait short as soon as
     /// the database is known down.
     pub(crate) fn checkout(&self, budget: Duration) -> StoreResult<Pooled> {

@@ -7,10 +7,12 @@
 //! index `jobs_expires`: deadline, then rowid). Nothing else changes: each batch is still
 //! one write transaction, and its write-back is still a compare-and-set on the version each
 //! row was read with, so a row changed by anyone between the read and the write is left
-//! alone, as a racing sweeper's would be.
+//! alone, as a racing sweeper's would be. The read ahead takes a pooled connection only if
+//! one is free at that moment; otherwise (a pool of one, or requests holding the rest) the
+//! next batch is read once this one is written.
 
 use super::{expire_rows, read_due, write_expiries, DueKey, Expiry};
-use crate::db::write_transaction;
+use crate::db::{write_transaction, DbConnection};
 use crate::store::JobStore;
 use crate::StoreResult;
 
@@ -44,32 +46,43 @@ impl JobStore {
             }
         }
         let mut total = 0;
-        let mut read = self.read_batch(None, limit)?;
+        let mut read = self.read_batch(&mut *self.conn()?, None, limit)?;
         loop {
             let next_from = read.next.filter(|_| read.full);
-            let (written, next) = std::thread::scope(|scope| {
-                let next =
-                    next_from.map(|key| scope.spawn(move || self.read_batch(Some(key), limit)));
+            let (written, ahead) = std::thread::scope(|scope| {
+                // Only with a connection free this moment: otherwise (a pool of one, or
+                // requests holding the rest) the next batch is read once this one is written.
+                let ahead = next_from.clone().map(|key| {
+                    scope.spawn(move || {
+                        self.try_conn().map(|mut conn| self.read_batch(&mut conn, Some(key), limit))
+                    })
+                });
                 let written = self.write_batch(read.expiries);
-                (written, next.map(|reader| reader.join()))
+                (written, ahead.map(|reader| reader.join()))
             });
             let n = written?;
             counted(n);
             total += n;
-            read = match next {
-                None => return Ok(total),
-                Some(Ok(next)) => next?,
+            let Some(key) = next_from else { return Ok(total) };
+            read = match ahead {
+                Some(Ok(Some(next))) => next?,
                 Some(Err(panic)) => std::panic::resume_unwind(panic),
+                // No connection was free to read ahead with.
+                _ => self.read_batch(&mut *self.conn()?, Some(key), limit)?,
             };
         }
     }
 
-    /// Reads up to `limit` due jobs past `after`, outside any transaction, and expires them
-    /// in the domain.
-    fn read_batch(&self, after: Option<DueKey>, limit: i64) -> StoreResult<Read> {
-        let mut conn = self.conn()?;
+    /// Reads up to `limit` due jobs past `after` on `conn`, outside any write transaction,
+    /// and expires them in the domain.
+    fn read_batch(
+        &self,
+        conn: &mut DbConnection,
+        after: Option<DueKey>,
+        limit: i64,
+    ) -> StoreResult<Read> {
         let at = self.now();
-        let due = read_due(&mut conn, at.naive_utc(), limit, after.as_ref())?;
+        let due = read_due(conn, at.naive_utc(), limit, after.as_ref())?;
         Ok(Read { expiries: expire_rows(due.rows, at), full: due.full, next: due.next })
     }
 

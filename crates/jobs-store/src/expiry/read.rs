@@ -42,11 +42,22 @@ pub(super) fn read_due(
     limit: i64,
     after: Option<&DueKey>,
 ) -> StoreResult<Due> {
+    match conn {
+        DbConnection::Postgres(c) => read_due_postgres(c, at, limit),
+        // Its statements on one snapshot (a savepoint inside a write transaction), so that
+        // a row moved between them is not read twice.
+        DbConnection::Sqlite(c) => c.transaction(|c| read_due_sqlite(c, at, limit, after)),
+    }
+}
+
+/// [`read_due`] on SQLite.
+fn read_due_sqlite(
+    c: &mut diesel::SqliteConnection,
+    at: NaiveDateTime,
+    limit: i64,
+    after: Option<&DueKey>,
+) -> StoreResult<Due> {
     use diesel::result::Error::DeserializationError;
-    let c = match conn {
-        DbConnection::Postgres(c) => return read_due_postgres(c, at, limit),
-        DbConnection::Sqlite(c) => c,
-    };
     // Past `after`: first the jobs of its deadline with a greater rowid (an index seek on
     // the deadline, then the rowid), then those of later deadlines. (A row-value
     // `(expires_at, rowid) > (…)` seeks on the deadline alone, and walks every job of that

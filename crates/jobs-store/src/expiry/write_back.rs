@@ -138,7 +138,7 @@ fn sqlite_rows(expiries: &[Expiry]) -> Vec<Row> {
         .iter()
         .map(|Expiry { rowid, before, after }| {
             let changes = JobChanges::from_job(after, after.version);
-            // Read on SQLite in this transaction; a row without one is never matched.
+            // Always read on SQLite; a row without one would match nothing.
             (rowid.unwrap_or(0), after.id.to_string(), before.version, changes)
         })
         .collect()
