@@ -183,18 +183,8 @@ impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
 
 /// Appends `n` in decimal, as `{n}` writes it, without the formatting machinery (the
 /// request line's status).
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Appends `x` as `{x}` writes it. A whole number of thousandths below 10^12 (the request
